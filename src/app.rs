@@ -1,0 +1,223 @@
+//! The subcommands: `run`, `check`, `demo`, `completions` and the hidden `demo-service`. Each
+//! turns its arguments into validated settings, calls the library, writes the reports and
+//! returns the exit code. Every error before a verdict exists is exit code 2.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+
+use crate::cli::{CheckArgs, Cli, Command, DemoArgs, Format, OutputArgs, OverrideArgs, RunArgs};
+use crate::report::json::JsonReporter;
+use crate::report::terminal::TerminalReporter;
+use crate::report::{ReportView, Reporter};
+use crate::run::{self, RunResult};
+use crate::scenario::{self, Overrides, Scenario, WorkloadSpec};
+use crate::units::{format_bytes, format_duration, format_percent};
+
+/// The embedded demo scenario (also `scenarios/demo.yaml`).
+pub const DEMO_SCENARIO: &str = include_str!("../scenarios/demo.yaml");
+
+/// Entry point for the binary: returns the exit code.
+pub fn main(cli: Cli) -> Result<u8> {
+    let verbosity = if cli.quiet {
+        -1
+    } else {
+        cli.verbose.min(3) as i8
+    };
+    match cli.command {
+        Command::DemoService(args) => crate::demo_service::run_blocking(args).map(|()| 0),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "oomgate", &mut std::io::stdout());
+            Ok(0)
+        }
+        command => {
+            crate::logging::init(verbosity);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(async move {
+                run::install_signal_handlers();
+                match command {
+                    Command::Run(args) => cmd_run(args).await,
+                    Command::Check(args) => cmd_check(args).await,
+                    Command::Demo(args) => cmd_demo(args).await,
+                    Command::Completions { .. } | Command::DemoService(_) => {
+                        unreachable!("handled above")
+                    }
+                }
+            })
+        }
+    }
+}
+
+fn overrides(o: &OverrideArgs) -> Overrides {
+    Overrides {
+        namespace: o.namespace.clone(),
+        target_url: o.target_url.clone(),
+    }
+}
+
+/// Variables a scenario may use without exporting them: `OOMGATE_BIN` is this binary.
+fn builtin_var(name: &str) -> Option<String> {
+    match name {
+        "OOMGATE_BIN" => std::env::current_exe()
+            .ok()
+            .map(|p| p.display().to_string()),
+        _ => None,
+    }
+}
+
+fn load_scenario(path: &Path, o: &OverrideArgs) -> Result<Scenario> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the scenario file", path.display()))?;
+    Ok(scenario::parse(path, &text, &overrides(o), |n| {
+        std::env::var(n).ok().or_else(|| builtin_var(n))
+    })?)
+}
+
+/// The report directory, checked for writability before any load starts.
+struct OutputDir {
+    dir: PathBuf,
+    format: Format,
+}
+
+impl OutputDir {
+    fn prepare(o: &OutputArgs) -> Result<OutputDir> {
+        std::fs::create_dir_all(&o.out).with_context(|| {
+            format!(
+                "--out {}: cannot create the report directory",
+                o.out.display()
+            )
+        })?;
+        let probe = o.out.join(".oomgate-write-test");
+        std::fs::write(&probe, b"").with_context(|| {
+            format!(
+                "--out {}: the report directory is not writable",
+                o.out.display()
+            )
+        })?;
+        let _ = std::fs::remove_file(probe);
+        Ok(OutputDir {
+            dir: o.out.clone(),
+            format: o.format,
+        })
+    }
+
+    /// Write every report file, then the summary to stdout. Returns the exit code.
+    fn finish(&self, sc: &Scenario, res: &RunResult) -> Result<u8> {
+        let view = ReportView::build(&res.run, &res.verdict, &sc.policy);
+        let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(JsonReporter)];
+        for r in &reporters {
+            let path = self.dir.join(r.file_name());
+            let mut buf = Vec::new();
+            r.render(&view, &mut buf)
+                .with_context(|| format!("rendering {}", r.name()))?;
+            std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        match self.format {
+            Format::Json => JsonReporter.render(&view, &mut stdout)?,
+            Format::Human => {
+                let color =
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                TerminalReporter { color }.render(&view, &mut stdout)?;
+                writeln!(stdout, "reports: {}", self.dir.display())?;
+            }
+        }
+        stdout.flush()?;
+        Ok(run::interrupted().unwrap_or(res.verdict.exit_code()))
+    }
+}
+
+async fn cmd_run(args: RunArgs) -> Result<u8> {
+    let sc = load_scenario(&args.scenario, &args.overrides)?;
+    let out = OutputDir::prepare(&args.output)?;
+    let res = run::execute(&sc).await?;
+    out.finish(&sc, &res)
+}
+
+async fn cmd_demo(args: DemoArgs) -> Result<u8> {
+    let port = free_port().context("finding a free loopback port for the demo service")?;
+    let leak = args.leak;
+    let lookup = move |n: &str| match n {
+        "DEMO_PORT" => Some(port.to_string()),
+        "DEMO_KEEP_PER_REQUEST" if leak => Some("24Ki".to_string()),
+        "DEMO_KEEP_PER_REQUEST" => Some("0".to_string()),
+        _ => std::env::var(n).ok().or_else(|| builtin_var(n)),
+    };
+    let path = Path::new("scenarios/demo.yaml (embedded)");
+    let sc = scenario::parse(path, DEMO_SCENARIO, &Overrides::default(), lookup)?;
+    let out = OutputDir::prepare(&args.output)?;
+    let res = run::execute(&sc).await?;
+    out.finish(&sc, &res)
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+async fn cmd_check(args: CheckArgs) -> Result<u8> {
+    let sc = load_scenario(&args.scenario, &args.overrides)?;
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "scenario {} ({}): OK", sc.name, sc.file.display())?;
+    let stages: Vec<String> = sc.load.stages.iter().map(|s| s.describe()).collect();
+    writeln!(
+        o,
+        "  load: {:?} driver, {} stages over {}",
+        sc.load.driver,
+        stages.len(),
+        format_duration(sc.load.total_duration())
+    )?;
+    for s in &stages {
+        writeln!(o, "    {s}")?;
+    }
+    if let Some(url) = &sc.target_url {
+        writeln!(o, "  target: {}", crate::redact::url(url))?;
+    }
+    writeln!(
+        o,
+        "  memory: {:?} source every {}; fail above limit × (1 − {}); at least {} of ticks must bring data",
+        sc.memory.source,
+        format_duration(sc.memory.interval),
+        format_percent(sc.policy.headroom),
+        format_percent(sc.policy.min_coverage)
+    )?;
+    match &sc.workload {
+        WorkloadSpec::Local(l) => {
+            writeln!(o, "  workload: local command {:?}", l.command)?;
+            let allowed = l
+                .limit
+                .map(|lim| (lim as f64 * (1.0 - sc.policy.headroom)) as u64);
+            writeln!(
+                o,
+                "    container {}: limit {} (from {}), allowed peak {}, request {}",
+                l.container,
+                l.limit.map(format_bytes).unwrap_or_else(|| "none".into()),
+                l.limit_from,
+                allowed.map(format_bytes).unwrap_or_else(|| "-".into()),
+                l.request.map(format_bytes).unwrap_or_else(|| "none".into())
+            )?;
+            match crate::memory::cgroup::can_create_cgroups() {
+                Ok(v) => writeln!(o, "    memory cgroups: can create ({v:?}); the limit will be enforced by the kernel")?,
+                Err(e) => writeln!(
+                    o,
+                    "    memory cgroups: unavailable ({e}); the limit will NOT be enforced and memory will be read from /proc"
+                )?,
+            }
+            Ok(0)
+        }
+        WorkloadSpec::Kubernetes(k) => {
+            writeln!(o, "  workload: {} in namespace {}", k.workload, k.namespace)?;
+            drop(o);
+            anyhow::bail!(
+                "the scenario parses, but this build cannot reach a Kubernetes cluster yet: \
+                 the cluster preflight (pods, limits, VPA, metrics API) is not available"
+            )
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The command line, as clap derive structs only. `app.rs` turns these into validated settings
+//! before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  oomgate demo                          # the bundled demo service under a 256Mi limit: passes
+  oomgate demo --leak                   # the same service keeping memory per request: fails
+  oomgate check scenarios/demo.yaml     # parse and preflight a scenario, no load
+  oomgate run scenarios/demo.yaml --out oomgate-report
+  oomgate completions bash > /etc/bash_completion.d/oomgate
+
+Exit codes: 0 pass, 1 the gate failed, 2 usage/configuration/connection error,
+            3 inconclusive (not enough memory data), 130/143 interrupted.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oomgate",
+    version,
+    about = "A load-test gate that fails a merge request when a service's memory comes too close to its limit",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More output (-v: debug, -vv: also the load generator's own log)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings, errors and the verdict
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: start the load, sample memory the whole time, judge, report
+    #[command(
+        after_help = "Example:\n  oomgate run scenarios/demo.yaml --out oomgate-report --format json"
+    )]
+    Run(RunArgs),
+    /// Preflight a scenario without load: parse it, resolve the workload and its limit, probe the memory source
+    #[command(after_help = "Example:\n  oomgate check scenarios/checkout-api.yaml")]
+    Check(CheckArgs),
+    /// Gate the bundled demo service under a 256Mi limit (about 20 s); needs nothing but this binary
+    #[command(
+        after_help = "Examples:\n  oomgate demo          # passes\n  oomgate demo --leak   # the service keeps memory per request: fails on headroom"
+    )]
+    Demo(DemoArgs),
+    /// Print a shell completion script
+    #[command(after_help = "Example:\n  oomgate completions zsh > ~/.zfunc/_oomgate")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// The bundled demo service (used by `demo` and the tests)
+    #[command(hide = true)]
+    DemoService(crate::demo_service::DemoServiceArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A summary for people
+    Human,
+    /// report.json on stdout
+    Json,
+}
+
+/// Settings shared by `run` and `demo`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Directory for report.json (created; checked before the load starts)
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "oomgate-report",
+        env = "OOMGATE_OUT"
+    )]
+    pub out: PathBuf,
+    /// What to print on stdout
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Values that override the scenario file.
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
+    /// Kubernetes namespace (overrides workload.kubernetes.namespace)
+    #[arg(long, env = "OOMGATE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Base URL of the load (overrides target.url)
+    #[arg(long, env = "OOMGATE_TARGET_URL")]
+    pub target_url: Option<String>,
+    /// kubeconfig context
+    #[arg(long, env = "OOMGATE_CONTEXT")]
+    pub context: Option<String>,
+    /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, env = "OOMGATE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (YAML)
+    pub scenario: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario file (YAML)
+    pub scenario: PathBuf,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Make the demo service keep memory per request, so the gate fails
+    #[arg(long)]
+    pub leak: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}

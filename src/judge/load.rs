@@ -1,0 +1,256 @@
+//! Load rules, run-wide: `latency` (p95 against `load.thresholds.p95`) and `error-rate`
+//! (failures against `load.thresholds.error_rate`). Independently of any threshold, a run that
+//! sent no request is inconclusive and a run whose every request failed fails: in both cases the
+//! memory was not measured under the load the scenario describes.
+
+use super::{finding, format_ms, format_share, format_shares};
+use crate::model::{Finding, LoadStats, Policy, Rule, Run, Severity};
+
+pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
+    let load = &run.load;
+    if load.requests == 0 {
+        return vec![finding(
+            Rule::ErrorRate,
+            Severity::Inconclusive,
+            format!(
+                "no request was sent ({} driver): the load never reached the target, so memory \
+                 was not measured under load",
+                driver(load)
+            ),
+        )];
+    }
+    let mut out = Vec::new();
+    out.extend(latency(policy, load));
+    out.push(error_rate(policy, load));
+    out
+}
+
+fn driver(load: &LoadStats) -> &str {
+    if load.driver.is_empty() {
+        "load"
+    } else {
+        &load.driver
+    }
+}
+
+fn latency(policy: &Policy, load: &LoadStats) -> Option<Finding> {
+    let max = policy.max_p95?.as_secs_f64() * 1000.0;
+    let measure = if load.latency_measure.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", load.latency_measure.trim())
+    };
+    let others = format!(
+        "p50 {}, p99 {}",
+        format_ms(load.p50_ms),
+        format_ms(load.p99_ms)
+    );
+    let mut f = if load.p95_ms > max {
+        finding(
+            Rule::Latency,
+            Severity::Fail,
+            format!(
+                "p95 latency{measure} {} is above the {} threshold ({others})",
+                format_ms(load.p95_ms),
+                format_ms(max)
+            ),
+        )
+    } else {
+        finding(
+            Rule::Latency,
+            Severity::Pass,
+            format!(
+                "p95 latency{measure} {} is within the {} threshold ({others})",
+                format_ms(load.p95_ms),
+                format_ms(max)
+            ),
+        )
+    };
+    f.observed = Some(load.p95_ms);
+    f.threshold = Some(max);
+    Some(f)
+}
+
+fn error_rate(policy: &Policy, load: &LoadStats) -> Finding {
+    let rate = load.error_rate();
+    let counts = format!("{} of {} requests failed", load.failures, load.requests);
+    let mut f = if load.failures >= load.requests {
+        finding(
+            Rule::ErrorRate,
+            Severity::Fail,
+            format!(
+                "all {} requests failed{}: the target is down or refusing them, so memory was \
+                 not measured under real load",
+                load.requests,
+                status_summary(load)
+            ),
+        )
+    } else {
+        match policy.max_error_rate {
+            Some(max) => {
+                let (observed, threshold) = format_shares(rate, max);
+                let (severity, relation) = if rate > max {
+                    (Severity::Fail, "above")
+                } else {
+                    (Severity::Pass, "within")
+                };
+                finding(
+                    Rule::ErrorRate,
+                    severity,
+                    format!(
+                        "error rate {observed} ({counts}) is {relation} the {threshold} threshold"
+                    ),
+                )
+            }
+            None => finding(
+                Rule::ErrorRate,
+                Severity::Pass,
+                format!(
+                    "error rate {} ({counts}); no error-rate threshold is set",
+                    format_share(rate)
+                ),
+            ),
+        }
+    };
+    f.observed = Some(rate);
+    f.threshold = policy.max_error_rate;
+    f
+}
+
+/// " (status 503 ×1180, 502 ×20)": the three most frequent status codes, when known.
+fn status_summary(load: &LoadStats) -> String {
+    let mut codes: Vec<(u16, u64)> = load.status_codes.iter().map(|(&c, &n)| (c, n)).collect();
+    if codes.is_empty() {
+        return String::new();
+    }
+    codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let shown: Vec<String> = codes
+        .iter()
+        .take(3)
+        .map(|(c, n)| format!("{c} ×{n}"))
+        .collect();
+    format!(" (status {})", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::judge::evaluate;
+    use crate::model::Outcome;
+
+    fn one(run: &Run, policy: &Policy, rule: Rule) -> Finding {
+        let v = evaluate(policy, run);
+        let f: Vec<&Finding> = v.findings.iter().filter(|f| f.rule == rule).collect();
+        assert_eq!(f.len(), 1, "{rule}: {:#?}", v.findings);
+        f[0].clone()
+    }
+
+    fn thresholds(p95_ms: u64, error_rate: f64) -> Policy {
+        Policy {
+            max_p95: Some(Duration::from_millis(p95_ms)),
+            max_error_rate: Some(error_rate),
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn p95_above_the_threshold_fails_and_names_the_measure() {
+        let run = healthy_run(); // p95 120 ms
+        let f = one(&run, &thresholds(100, 0.01), Rule::Latency);
+        assert_eq!(f.severity, Severity::Fail);
+        assert_eq!(
+            f.message,
+            "p95 latency (time to first byte) 120 ms is above the 100 ms threshold \
+             (p50 18 ms, p99 340 ms)"
+        );
+        assert_eq!(f.observed, Some(120.0));
+        assert_eq!(f.threshold, Some(100.0));
+        assert_eq!(
+            evaluate(&thresholds(100, 0.01), &run).outcome,
+            Outcome::Fail
+        );
+    }
+
+    #[test]
+    fn p95_equal_to_the_threshold_passes() {
+        let f = one(&healthy_run(), &thresholds(120, 0.01), Rule::Latency);
+        assert_eq!(f.severity, Severity::Pass);
+    }
+
+    #[test]
+    fn no_latency_finding_without_a_threshold() {
+        let v = evaluate(&Policy::default(), &healthy_run());
+        assert!(!v.findings.iter().any(|f| f.rule == Rule::Latency));
+    }
+
+    #[test]
+    fn error_rate_above_the_threshold_fails() {
+        let mut run = healthy_run();
+        run.load.failures = 300; // 2.5 %
+        let f = one(&run, &thresholds(500, 0.01), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(
+            f.message.starts_with(
+                "error rate 2.5% (300 of 12000 requests failed) is above the 1% threshold"
+            ),
+            "{}",
+            f.message
+        );
+        assert_eq!(f.observed, Some(0.025));
+        assert_eq!(f.threshold, Some(0.01));
+    }
+
+    #[test]
+    fn error_rate_at_the_threshold_passes() {
+        let mut run = healthy_run();
+        run.load.requests = 1000;
+        run.load.failures = 10;
+        let f = one(&run, &thresholds(500, 0.01), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Pass);
+        run.load.failures = 11;
+        let f = one(&run, &thresholds(500, 0.01), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Fail);
+    }
+
+    #[test]
+    fn all_requests_failing_fails_without_any_threshold() {
+        let mut run = healthy_run();
+        run.load.failures = run.load.requests;
+        run.load.status_codes = BTreeMap::from([(503, 11_000), (502, 1_000)]);
+        let f = one(&run, &Policy::default(), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Fail);
+        assert_eq!(
+            f.message,
+            "all 12000 requests failed (status 503 ×11000, 502 ×1000): the target is down or \
+             refusing them, so memory was not measured under real load"
+        );
+        assert_eq!(evaluate(&Policy::default(), &run).outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn no_request_sent_is_inconclusive() {
+        let mut run = healthy_run();
+        run.load = LoadStats {
+            driver: "k6".into(),
+            ..LoadStats::default()
+        };
+        let policy = thresholds(500, 0.01);
+        let v = evaluate(&policy, &run);
+        assert_eq!(v.outcome, Outcome::Inconclusive);
+        let f = one(&run, &policy, Rule::ErrorRate);
+        assert!(f.message.starts_with("no request was sent (k6 driver)"));
+        assert!(!v.findings.iter().any(|f| f.rule == Rule::Latency));
+    }
+
+    #[test]
+    fn without_a_threshold_the_error_rate_is_reported_as_a_pass() {
+        let f = one(&healthy_run(), &Policy::default(), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Pass);
+        assert!(f.message.ends_with("no error-rate threshold is set"));
+        assert_eq!(f.threshold, None);
+    }
+}

@@ -1,0 +1,293 @@
+//! Memory rules, judged per container name across all pods of the workload: `headroom` (peak
+//! working set against limit × (1 − headroom)), `no-limit`, `oom-killed` and `restarted`. Each
+//! container name gets one finding per rule (a pass when nothing happened); OOM kills and restarts
+//! get one finding per event, naming the pod and the time.
+
+use super::{finding, format_byte_pair, group_containers, when, ContainerGroup};
+use crate::judge::allowed_peak;
+use crate::model::{Finding, PeakSource, Policy, RestartEvent, RestartReason, Rule, Run, Severity};
+use crate::units::{format_bytes, format_percent};
+
+pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
+    let groups = group_containers(run);
+    let mut names: Vec<&str> = groups.iter().map(|g| g.name).collect();
+    // A container that restarted but never brought a sample is still judged on its restarts.
+    for r in &run.restarts {
+        if !names.contains(&r.container.as_str()) {
+            names.push(&r.container);
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let group = groups.iter().find(|g| g.name == name);
+        if let Some(g) = group {
+            out.push(no_limit(policy, run, g));
+            out.extend(headroom(policy, run, g));
+        }
+        out.extend(restarts(policy, run, name, group));
+    }
+    out
+}
+
+/// "app" or "app (pod web-7d9f-x2k4p)".
+fn subject(container: &str, pod: Option<&str>) -> String {
+    match pod {
+        Some(pod) => format!("{container} (pod {pod})"),
+        None => container.to_string(),
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    items.join(", ")
+}
+
+fn no_limit(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Finding {
+    let unlimited = g.unlimited_pods();
+    let pods = g.pods();
+    let severity = if policy.require_limit {
+        Severity::Fail
+    } else {
+        Severity::Warn
+    };
+    let mut f = if unlimited.is_empty() {
+        let limits = match g.limit_spread() {
+            Some((lo, hi)) => format!(
+                "a memory limit is set on every pod ({} to {})",
+                format_bytes(lo),
+                format_bytes(hi)
+            ),
+            None => format!(
+                "memory limit {} is set",
+                format_bytes(g.limit().unwrap_or(0))
+            ),
+        };
+        let mut f = finding(
+            Rule::NoLimit,
+            Severity::Pass,
+            format!("{}: {limits}", g.name),
+        );
+        f.threshold = g.limit().map(|l| l as f64);
+        f
+    } else if unlimited.len() == pods.len() {
+        let peak = match g.peak() {
+            Some(p) => format!(
+                "; it peaked at {} at {}",
+                format_bytes(p.bytes),
+                when(run, p.at)
+            ),
+            None => String::new(),
+        };
+        let mut f = finding(
+            Rule::NoLimit,
+            severity,
+            format!(
+                "{}: no memory limit is set{peak}, so nothing bounds its memory and its headroom \
+                 cannot be judged: set resources.limits.memory",
+                g.name
+            ),
+        );
+        if let Some(p) = g.peak() {
+            f.observed = Some(p.bytes as f64);
+            f.at = Some(p.at);
+            f.pod = Some(p.pod.to_string());
+        }
+        f
+    } else {
+        let mut f = finding(
+            Rule::NoLimit,
+            severity,
+            format!(
+                "{}: pod{} {} {} no memory limit while the other pods have {}: set \
+                 resources.limits.memory on every pod",
+                g.name,
+                if unlimited.len() == 1 { "" } else { "s" },
+                list(&unlimited),
+                if unlimited.len() == 1 { "has" } else { "have" },
+                format_bytes(g.limit().unwrap_or(0)),
+            ),
+        );
+        f.pod = Some(unlimited[0].to_string());
+        f
+    };
+    f.container = Some(g.name.to_string());
+    f
+}
+
+fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Finding> {
+    // Without any limit there is nothing to keep headroom to; `no-limit` reports it.
+    let limit = g.limit()?;
+    let allowed = allowed_peak(limit, policy.headroom);
+    let terms = format!(
+        "{} limit, {} headroom",
+        format_bytes(limit),
+        format_percent(policy.headroom)
+    );
+    let spread = match g.limit_spread() {
+        Some((lo, hi)) => format!(
+            "; pod limits differ ({} to {}), judged against the smallest",
+            format_bytes(lo),
+            format_bytes(hi)
+        ),
+        None => String::new(),
+    };
+    let mut f = match g.peak() {
+        None => finding(
+            Rule::Headroom,
+            Severity::Inconclusive,
+            format!(
+                "{}: no memory data, so its peak cannot be judged against the {} allowed \
+                 ({terms}){spread}",
+                g.name,
+                format_bytes(allowed)
+            ),
+        ),
+        Some(peak) => {
+            let who = subject(g.name, (g.pods().len() > 1).then_some(peak.pod));
+            let source = match peak.source {
+                PeakSource::KernelPeak => " (kernel peak counter, between samples)",
+                PeakSource::Sample => "",
+            };
+            let (peak_text, allowed_text) = format_byte_pair(peak.bytes, allowed);
+            let head = format!("{who}: peak {peak_text}{source} at {}", when(run, peak.at));
+            let mut f = if peak.bytes > allowed {
+                finding(
+                    Rule::Headroom,
+                    Severity::Fail,
+                    format!(
+                        "{head} is above the {allowed_text} allowed by the {} limit with {} \
+                         headroom{spread}",
+                        format_bytes(limit),
+                        format_percent(policy.headroom)
+                    ),
+                )
+            } else {
+                finding(
+                    Rule::Headroom,
+                    Severity::Pass,
+                    format!("{head} is within the {allowed_text} allowed ({terms}){spread}"),
+                )
+            };
+            f.observed = Some(peak.bytes as f64);
+            f.at = Some(peak.at);
+            f.pod = Some(peak.pod.to_string());
+            f
+        }
+    };
+    f.container = Some(g.name.to_string());
+    f.threshold = Some(allowed as f64);
+    Some(f)
+}
+
+/// `oom-killed` and `restarted` for one container name: a finding per event, or a pass each.
+fn restarts(
+    policy: &Policy,
+    run: &Run,
+    name: &str,
+    group: Option<&ContainerGroup<'_>>,
+) -> Vec<Finding> {
+    let events: Vec<&RestartEvent> = run
+        .restarts
+        .iter()
+        .filter(|r| r.container == name)
+        .collect();
+    let ooms: Vec<&RestartEvent> = events
+        .iter()
+        .copied()
+        .filter(|r| r.reason == RestartReason::OomKilled)
+        .collect();
+    let others: Vec<&RestartEvent> = events
+        .iter()
+        .copied()
+        .filter(|r| r.reason != RestartReason::OomKilled)
+        .collect();
+    let mut out = Vec::new();
+
+    if ooms.is_empty() {
+        out.push(pass(Rule::OomKilled, name, "no OOM kill during the run"));
+    }
+    for r in &ooms {
+        // The limit of the killed pod's copy, else the container name's smallest.
+        let limit = group.and_then(|g| {
+            g.series
+                .iter()
+                .find(|s| s.pod == r.pod)
+                .and_then(|s| s.limit)
+                .or_else(|| g.limit())
+        });
+        let reached = match (limit, group) {
+            (Some(l), _) => format!("its working set reached the {} limit", format_bytes(l)),
+            (None, Some(_)) => {
+                "it has no memory limit, so the node itself ran out of memory".to_string()
+            }
+            (None, None) => "it was not measured, so its limit is unknown".to_string(),
+        };
+        let mut f = event_finding(
+            Rule::OomKilled,
+            Severity::Fail,
+            r,
+            format!(
+                "{}: OOM-killed by the kernel at {}{}; {reached}",
+                subject(name, Some(&r.pod)),
+                when(run, r.at),
+                exit_code(r)
+            ),
+        );
+        f.threshold = limit.map(|l| l as f64);
+        out.push(f);
+    }
+
+    if others.is_empty() {
+        let msg = if ooms.is_empty() {
+            "no restart during the run"
+        } else {
+            "no restart besides the OOM kill"
+        };
+        out.push(pass(Rule::Restarted, name, msg));
+    }
+    let severity = if policy.fail_on_restart {
+        Severity::Fail
+    } else {
+        Severity::Warn
+    };
+    for r in &others {
+        let reason = match &r.reason {
+            RestartReason::Other(reason) if !reason.trim().is_empty() => reason.trim(),
+            _ => "reason unknown",
+        };
+        out.push(event_finding(
+            Rule::Restarted,
+            severity,
+            r,
+            format!(
+                "{}: restarted at {} with reason {reason}{}; a restart under load drops requests \
+             and resets its memory",
+                subject(name, Some(&r.pod)),
+                when(run, r.at),
+                exit_code(r)
+            ),
+        ));
+    }
+    out
+}
+
+fn exit_code(r: &RestartEvent) -> String {
+    match r.exit_code {
+        Some(code) => format!(", exit code {code}"),
+        None => String::new(),
+    }
+}
+
+fn pass(rule: Rule, container: &str, what: &str) -> Finding {
+    let mut f = finding(rule, Severity::Pass, format!("{container}: {what}"));
+    f.container = Some(container.to_string());
+    f
+}
+
+fn event_finding(rule: Rule, severity: Severity, r: &RestartEvent, message: String) -> Finding {
+    let mut f = finding(rule, severity, message);
+    f.container = Some(r.container.clone());
+    f.pod = Some(r.pod.clone());
+    f.at = Some(r.at);
+    f.observed = r.exit_code.map(f64::from);
+    f
+}

@@ -1,0 +1,275 @@
+//! Tests of the memory rules (headroom, no-limit, oom-killed, restarted) through `evaluate`, with
+//! plain data: the design's message, the boundary at exactly the allowed peak, kernel peaks,
+//! several pods, differing limits, missing limits and data, OOM kills and other restarts.
+
+use super::fixtures::*;
+use super::*;
+use crate::judge::evaluate;
+use crate::model::{Outcome, RestartReason};
+
+fn only(findings: &[Finding], rule: Rule, container: &str) -> Finding {
+    let matching: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule == rule && f.container.as_deref() == Some(container))
+        .collect();
+    assert_eq!(matching.len(), 1, "{rule} {container}: {findings:#?}");
+    matching[0].clone()
+}
+
+/// One pod, one container "app", 1 GiB limit, peak `peak` at 12:04:31.
+fn single(peak: u64) -> Run {
+    let mut run = healthy_run();
+    let mut s = series("web-7d9f-x2k4p", "app", Some(GIB), 500 * MIB);
+    s.samples.push(crate::model::Sample {
+        at: t(12, 4, 31),
+        working_set: peak,
+    });
+    s.samples.sort_by_key(|s| s.at);
+    run.containers = vec![s];
+    run
+}
+
+#[test]
+fn peak_above_allowed_fails_with_the_design_message() {
+    let run = single(912_680_550);
+    let v = evaluate(&Policy::default(), &run);
+    assert_eq!(v.outcome, Outcome::Fail);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert_eq!(f.severity, Severity::Fail);
+    assert_eq!(
+        f.message,
+        "app: peak 870.4 MiB at 12:04:31 (stage 4, hold at 200 users) is above the \
+         819.2 MiB allowed by the 1 GiB limit with 20% headroom"
+    );
+    assert_eq!(f.observed, Some(912_680_550.0));
+    assert_eq!(f.threshold, Some(858_993_459.0));
+    assert_eq!(f.at, Some(t(12, 4, 31)));
+    assert_eq!(f.pod.as_deref(), Some("web-7d9f-x2k4p"));
+}
+
+#[test]
+fn peak_equal_to_allowed_passes_and_one_byte_more_fails() {
+    let allowed = allowed_peak(GIB, 0.2);
+    let v = evaluate(&Policy::default(), &single(allowed));
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert_eq!(f.severity, Severity::Pass);
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert_eq!(
+        f.message,
+        "app: peak 819.2 MiB at 12:04:31 (stage 4, hold at 200 users) is within the \
+         819.2 MiB allowed (1 GiB limit, 20% headroom)"
+    );
+    let v = evaluate(&Policy::default(), &single(allowed + 1));
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(
+        f.message.starts_with(
+            "app: peak 819.2 MiB (858993460 bytes) at 12:04:31 (stage 4, hold at 200 users) is \
+         above the 819.2 MiB (858993459 bytes) allowed"
+        ),
+        "{}",
+        f.message
+    );
+    assert_eq!(v.outcome, Outcome::Fail);
+}
+
+#[test]
+fn a_kernel_peak_between_samples_is_judged_and_named() {
+    let mut run = single(600 * MIB);
+    let s = &mut run.containers[0];
+    s.kernel_peak_usage = Some((950 * MIB, t(12, 5, 2)));
+    s.min_inactive_file = Some(30 * MIB);
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert_eq!(f.severity, Severity::Fail);
+    assert_eq!(f.observed, Some((920 * MIB) as f64));
+    assert!(
+        f.message.starts_with(
+            "app: peak 920 MiB (kernel peak counter, between samples) at 12:05:02 \
+             (stage 4, hold at 200 users) is above"
+        ),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn several_pods_name_the_pod_that_peaked() {
+    let mut run = healthy_run();
+    spike(&mut run.containers[0], t(12, 2, 0), 900 * MIB);
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(
+        f.message.starts_with(
+            "app (pod web-7d9f-a1b2c): peak 900 MiB at 12:02:00 (stage 2, hold at 100 users)"
+        ),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        only(&v.findings, Rule::Headroom, "sidecar").severity,
+        Severity::Pass
+    );
+}
+
+#[test]
+fn differing_limits_judge_against_the_smallest_and_say_so() {
+    let mut run = healthy_run();
+    run.containers[0].limit = Some(512 * MIB); // pod a1b2c, mid-rollout
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    // 610 MiB > 512 MiB × 0.8
+    assert_eq!(f.severity, Severity::Fail);
+    assert_eq!(f.threshold, Some(allowed_peak(512 * MIB, 0.2) as f64));
+    assert!(
+        f.message
+            .ends_with("; pod limits differ (512 MiB to 1 GiB), judged against the smallest"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn no_limit_fails_or_warns_and_skips_headroom() {
+    let mut run = healthy_run();
+    run.containers[1].limit = None;
+    run.containers[3].limit = None;
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::NoLimit, "sidecar");
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(
+        f.message.contains("set resources.limits.memory"),
+        "{}",
+        f.message
+    );
+    assert!(f
+        .message
+        .starts_with("sidecar: no memory limit is set; it peaked at 40 MiB"));
+    assert!(!v
+        .findings
+        .iter()
+        .any(|f| f.rule == Rule::Headroom && f.container.as_deref() == Some("sidecar")));
+    assert_eq!(v.outcome, Outcome::Fail);
+
+    let lenient = Policy {
+        require_limit: false,
+        ..Policy::default()
+    };
+    let v = evaluate(&lenient, &run);
+    assert_eq!(
+        only(&v.findings, Rule::NoLimit, "sidecar").severity,
+        Severity::Warn
+    );
+    assert_eq!(v.outcome, Outcome::Pass);
+}
+
+#[test]
+fn a_pod_without_limit_among_limited_ones_is_named() {
+    let mut run = healthy_run();
+    run.containers[2].limit = None;
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::NoLimit, "app");
+    assert_eq!(f.severity, Severity::Fail);
+    assert_eq!(f.pod.as_deref(), Some("web-7d9f-x2k4p"));
+    assert!(f
+        .message
+        .starts_with("app: pod web-7d9f-x2k4p has no memory limit while"));
+    // Headroom is still judged against the limit the other pod declares.
+    assert_eq!(
+        only(&v.findings, Rule::Headroom, "app").severity,
+        Severity::Pass
+    );
+}
+
+#[test]
+fn a_limited_container_without_data_is_inconclusive_not_passed() {
+    let mut run = healthy_run();
+    run.containers[1].samples.clear();
+    run.containers[3].samples.clear();
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "sidecar");
+    assert_eq!(f.severity, Severity::Inconclusive);
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+}
+
+#[test]
+fn an_oom_kill_fails_with_pod_time_exit_code_and_limit() {
+    let mut run = local_run();
+    run.restarts = vec![restart(
+        "local",
+        "app",
+        t(12, 2, 10),
+        RestartReason::OomKilled,
+    )];
+    let v = evaluate(&Policy::default(), &run);
+    assert_eq!(v.outcome, Outcome::Fail);
+    let f = only(&v.findings, Rule::OomKilled, "app");
+    assert_eq!(
+        f.message,
+        "app (pod local): OOM-killed by the kernel at 12:02:10 (stage 2, hold at 100 users), \
+         exit code 137; its working set reached the 256 MiB limit"
+    );
+    assert_eq!(f.at, Some(t(12, 2, 10)));
+    let r = only(&v.findings, Rule::Restarted, "app");
+    assert_eq!(r.severity, Severity::Pass);
+    assert_eq!(r.message, "app: no restart besides the OOM kill");
+}
+
+#[test]
+fn no_oom_kill_and_no_restart_pass_per_container() {
+    let v = evaluate(&Policy::default(), &local_run());
+    assert_eq!(
+        only(&v.findings, Rule::OomKilled, "app").message,
+        "app: no OOM kill during the run"
+    );
+    assert_eq!(
+        only(&v.findings, Rule::Restarted, "app").severity,
+        Severity::Pass
+    );
+}
+
+#[test]
+fn other_restarts_fail_or_warn_by_policy() {
+    let mut run = healthy_run();
+    run.restarts = vec![restart(
+        "web-7d9f-a1b2c",
+        "sidecar",
+        t(12, 3, 30),
+        RestartReason::Other("Error".into()),
+    )];
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Restarted, "sidecar");
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(f
+        .message
+        .starts_with("sidecar (pod web-7d9f-a1b2c): restarted at 12:03:30 (stage 3, ramp 100→200 users) with reason Error, exit code 1"));
+    assert_eq!(v.outcome, Outcome::Fail);
+    let lenient = Policy {
+        fail_on_restart: false,
+        ..Policy::default()
+    };
+    let v = evaluate(&lenient, &run);
+    assert_eq!(
+        only(&v.findings, Rule::Restarted, "sidecar").severity,
+        Severity::Warn
+    );
+    assert_eq!(v.outcome, Outcome::Pass);
+}
+
+#[test]
+fn a_restart_of_an_unmeasured_container_is_still_judged() {
+    let mut run = local_run();
+    run.restarts = vec![restart(
+        "local",
+        "init",
+        t(12, 0, 30),
+        RestartReason::OomKilled,
+    )];
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::OomKilled, "init");
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(f
+        .message
+        .ends_with("it was not measured, so its limit is unknown"));
+}

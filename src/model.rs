@@ -1,0 +1,393 @@
+//! The domain vocabulary every other module speaks: the planned `Stage`s of a load, the
+//! measured `Run` (stage windows, per-container memory series, restarts, load numbers) and the
+//! judged `Verdict` with its `Finding`s. Nothing here does I/O; the load drivers and memory
+//! samplers fill a `Run`, the judge reads it, the reporters render it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Wall-clock instant, always UTC.
+pub type Timestamp = DateTime<Utc>;
+
+/// Whether a stage changes the number of users or keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    Ramp,
+    Hold,
+}
+
+/// One planned stage, k6 semantics: move linearly from `from_users` to `to_users` over `duration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub index: usize,
+    pub from_users: u32,
+    pub to_users: u32,
+    pub duration: Duration,
+}
+
+impl Stage {
+    pub fn kind(&self) -> StageKind {
+        if self.from_users == self.to_users {
+            StageKind::Hold
+        } else {
+            StageKind::Ramp
+        }
+    }
+
+    /// "stage 4, hold at 200 users" / "stage 1, ramp 0→100 users" (1-based for humans).
+    pub fn describe(&self) -> String {
+        match self.kind() {
+            StageKind::Hold => format!("stage {}, hold at {} users", self.index + 1, self.to_users),
+            StageKind::Ramp => format!(
+                "stage {}, ramp {}→{} users",
+                self.index + 1,
+                self.from_users,
+                self.to_users
+            ),
+        }
+    }
+}
+
+/// A stage as it really ran: the planned stage plus its measured start and end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageWindow {
+    pub stage: Stage,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl StageWindow {
+    pub fn contains(&self, at: Timestamp) -> bool {
+        at >= self.start && at < self.end
+    }
+}
+
+/// One memory reading of one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub at: Timestamp,
+    /// usage − inactive file cache, as the kubelet reports it.
+    pub working_set: u64,
+}
+
+/// Where a container's judged peak came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeakSource {
+    /// The highest sampled working set.
+    Sample,
+    /// The kernel's own peak counter (minus the least inactive file cache seen), which catches
+    /// spikes between two ticks.
+    KernelPeak,
+}
+
+/// The memory history of one container of one pod (a local workload is pod "local").
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSeries {
+    pub pod: String,
+    pub container: String,
+    pub limit: Option<u64>,
+    pub request: Option<u64>,
+    pub samples: Vec<Sample>,
+    /// The kernel's peak of *usage* (v2 `memory.peak`, v1 `memory.max_usage_in_bytes`), when known,
+    /// with the time it was first seen at that value.
+    pub kernel_peak_usage: Option<(u64, Timestamp)>,
+    /// The least `usage − working_set` (inactive file cache) seen in any sample, used to turn the
+    /// kernel's usage peak into a conservative working-set peak.
+    pub min_inactive_file: Option<u64>,
+}
+
+impl ContainerSeries {
+    pub fn new(pod: impl Into<String>, container: impl Into<String>) -> Self {
+        ContainerSeries {
+            pod: pod.into(),
+            container: container.into(),
+            limit: None,
+            request: None,
+            samples: Vec::new(),
+            kernel_peak_usage: None,
+            min_inactive_file: None,
+        }
+    }
+
+    /// Peak working set, when, and how it was known. `None` without any data.
+    pub fn peak(&self) -> Option<(u64, Timestamp, PeakSource)> {
+        let sampled = self
+            .samples
+            .iter()
+            .max_by_key(|s| (s.working_set, std::cmp::Reverse(s.at)))
+            .map(|s| (s.working_set, s.at, PeakSource::Sample));
+        let kernel = self.kernel_peak_usage.map(|(usage, at)| {
+            let ws = usage.saturating_sub(self.min_inactive_file.unwrap_or(0));
+            (ws, at, PeakSource::KernelPeak)
+        });
+        match (sampled, kernel) {
+            (Some(s), Some(k)) if k.0 > s.0 => Some(k),
+            (Some(s), _) => Some(s),
+            (None, k) => k,
+        }
+    }
+}
+
+/// Why a container restarted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+pub enum RestartReason {
+    OomKilled,
+    Other(String),
+}
+
+/// A container that was killed or restarted during the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestartEvent {
+    pub pod: String,
+    pub container: String,
+    pub at: Timestamp,
+    pub reason: RestartReason,
+    pub exit_code: Option<i32>,
+}
+
+/// What the memory sampler knows about its own quality.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryMeta {
+    /// `cgroup`, `procfs`, `metrics-api`, `prometheus`.
+    pub source: String,
+    pub interval: Duration,
+    /// Sampling ticks attempted and ticks that brought at least one fresh sample.
+    pub ticks: u64,
+    pub ticks_with_data: u64,
+    /// False when the limit is only declared, not enforced by a memory cgroup.
+    pub limit_enforced: bool,
+    /// Caveats to print and report (e.g. "limit not enforced: no permission to create cgroups").
+    pub notes: Vec<String>,
+}
+
+impl MemoryMeta {
+    pub fn coverage(&self) -> f64 {
+        if self.ticks == 0 {
+            0.0
+        } else {
+            self.ticks_with_data as f64 / self.ticks as f64
+        }
+    }
+}
+
+/// Latency and volume for a set of requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestStats {
+    pub name: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The load driver's numbers for the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadStats {
+    /// `goose` or `k6`.
+    pub driver: String,
+    /// What latency means here: Goose measures time to first byte, k6 includes the body.
+    pub latency_measure: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub per_request: Vec<RequestStats>,
+    pub status_codes: BTreeMap<u16, u64>,
+}
+
+impl LoadStats {
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.requests as f64
+        }
+    }
+}
+
+/// Everything measured during one gate run; the judge's only input besides the policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub scenario: String,
+    pub started_at: Timestamp,
+    pub ended_at: Timestamp,
+    pub stages: Vec<StageWindow>,
+    pub containers: Vec<ContainerSeries>,
+    pub restarts: Vec<RestartEvent>,
+    pub load: LoadStats,
+    pub memory: MemoryMeta,
+    /// Set when the run stopped before its plan ended, with the reason.
+    pub ended_early: Option<String>,
+}
+
+impl Run {
+    /// The stage running at `at`, if any.
+    pub fn stage_at(&self, at: Timestamp) -> Option<&StageWindow> {
+        self.stages.iter().find(|w| w.contains(at)).or_else(|| {
+            // The last stage's end is exclusive; a sample exactly at the end belongs to it.
+            self.stages.last().filter(|w| at == w.end)
+        })
+    }
+}
+
+/// The rule a finding comes from; its id is stable (reports, JUnit, annotations use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    Headroom,
+    NoLimit,
+    OomKilled,
+    Restarted,
+    VpaPeak,
+    VpaRequest,
+    VpaLowConfidence,
+    Coverage,
+    Latency,
+    ErrorRate,
+    Leak,
+    Capacity,
+    RuntimeSetting,
+    Regression,
+}
+
+impl Rule {
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::Headroom => "headroom",
+            Rule::NoLimit => "no-limit",
+            Rule::OomKilled => "oom-killed",
+            Rule::Restarted => "restarted",
+            Rule::VpaPeak => "vpa-peak",
+            Rule::VpaRequest => "vpa-request",
+            Rule::VpaLowConfidence => "vpa-low-confidence",
+            Rule::Coverage => "coverage",
+            Rule::Latency => "latency",
+            Rule::ErrorRate => "error-rate",
+            Rule::Leak => "leak",
+            Rule::Capacity => "capacity",
+            Rule::RuntimeSetting => "runtime-setting",
+            Rule::Regression => "regression",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// How bad a finding is. Ordered: a verdict takes the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Pass,
+    Warn,
+    Inconclusive,
+    Fail,
+}
+
+/// One judged fact, worded so a developer can act on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+}
+
+/// The gate's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl Outcome {
+    /// 0 pass, 1 fail, 3 inconclusive (2 is reserved for errors before a verdict exists).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Pass => 0,
+            Outcome::Fail => 1,
+            Outcome::Inconclusive => 3,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+        })
+    }
+}
+
+/// The judge's answer: the outcome and every finding (passes included, so reports can show a
+/// result per rule per container).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub findings: Vec<Finding>,
+}
+
+impl Verdict {
+    pub fn exit_code(&self) -> u8 {
+        self.outcome.exit_code()
+    }
+}
+
+/// The validated gate policy the judge applies (built from the scenario's `policy` and
+/// `load.thresholds`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Share of the limit kept free: fail when peak > limit × (1 − headroom). 0.2 = 20 %.
+    pub headroom: f64,
+    /// A measured container without a memory limit fails (else warns).
+    pub require_limit: bool,
+    /// A restart for a reason other than OOM fails (else warns).
+    pub fail_on_restart: bool,
+    /// Share of sampling ticks that must bring data; below → inconclusive.
+    pub min_coverage: f64,
+    /// `load.thresholds.p95`.
+    pub max_p95: Option<Duration>,
+    /// `load.thresholds.error_rate`, a share (0.01 = 1 %).
+    pub max_error_rate: Option<f64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            headroom: 0.20,
+            require_limit: true,
+            fail_on_restart: true,
+            min_coverage: 0.90,
+            max_p95: None,
+            max_error_rate: None,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Finds where a field path (`load.stages[1].duration`) sits in YAML text, for errors found after
+//! parsing (cross-field checks) when the parser can no longer tell the position. It reads the
+//! block structure by indentation and looks inside one-line flow collections
+//! (`- { duration: 2m, users: 100 }`); for anything fancier it returns the deepest position it
+//! could find, which is still the right neighbourhood.
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Parse `a.b[2].c` into segments.
+pub fn parse_path(path: &str) -> Vec<Seg> {
+    let mut segs = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            if open > 0 {
+                segs.push(Seg::Key(rest[..open].to_string()));
+            }
+            rest = &rest[open..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let Some(close) = stripped.find(']') else {
+                    break;
+                };
+                if let Ok(i) = stripped[..close].parse() {
+                    segs.push(Seg::Index(i));
+                }
+                rest = &stripped[close + 1..];
+            }
+        } else if !rest.is_empty() {
+            segs.push(Seg::Key(rest.to_string()));
+        }
+    }
+    segs
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+fn is_content(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty() && !t.starts_with('#') && t != "---"
+}
+
+/// The 1-based (line, column) of the node at `path`, or of its deepest ancestor found.
+pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    // Scope: lines [start, end), and the column where this node's content begins on `start`.
+    let (mut start, mut end, mut col) = (0usize, lines.len(), 0usize);
+    let mut found: Option<(usize, usize)> = None;
+    let mut inline: Option<(usize, usize)> = None; // (line, col) of a one-line flow value
+    for seg in parse_path(path) {
+        if let Some((l, c)) = inline {
+            // Inside a flow collection on one line: look for the key; indices stay at the value.
+            if let Seg::Key(k) = &seg {
+                let hay = &lines[l][c..];
+                let pat = format!("{k}:");
+                if let Some(p) = hay
+                    .match_indices(&pat)
+                    .map(|(p, _)| p)
+                    .find(|&p| p == 0 || !hay.as_bytes()[p - 1].is_ascii_alphanumeric())
+                {
+                    let vcol = c + p + pat.len();
+                    let skip = lines[l][vcol..].len() - lines[l][vcol..].trim_start().len();
+                    inline = Some((l, vcol + skip));
+                    found = Some((l + 1, vcol + skip + 1));
+                    continue;
+                }
+            }
+            return found;
+        }
+        // The indentation of direct children: the first content line's content column.
+        let Some(first) = (start..end).find(|&i| is_content(&lines[i][col.min(lines[i].len())..]))
+        else {
+            return found;
+        };
+        let child_col = if first == start {
+            col.max(indent_of(lines[first]))
+        } else {
+            indent_of(lines[first])
+        };
+        match seg {
+            Seg::Key(k) => {
+                let pat = format!("{k}:");
+                let Some(hit) = (start..end).find(|&i| {
+                    let l = lines[i];
+                    let c = if i == start {
+                        col.max(indent_of(l))
+                    } else {
+                        indent_of(l)
+                    };
+                    c == child_col && l.len() > c && l[c..].starts_with(&pat)
+                }) else {
+                    return found;
+                };
+                let kcol = if hit == start {
+                    col.max(indent_of(lines[hit]))
+                } else {
+                    indent_of(lines[hit])
+                };
+                let after = kcol + pat.len();
+                let rest = &lines[hit][after..];
+                let vcol = after + (rest.len() - rest.trim_start().len());
+                let value_inline = is_content(rest)
+                    && !rest.trim_start().starts_with('|')
+                    && !rest.trim_start().starts_with('>');
+                found = Some((hit + 1, if value_inline { vcol + 1 } else { kcol + 1 }));
+                if value_inline {
+                    inline = Some((hit, vcol));
+                    continue;
+                }
+                let next = (hit + 1..end)
+                    .find(|&i| is_content(lines[i]) && indent_of(lines[i]) <= kcol)
+                    .unwrap_or(end);
+                start = hit + 1;
+                end = next;
+                col = 0;
+            }
+            Seg::Index(n) => {
+                let items: Vec<usize> = (start..end)
+                    .filter(|&i| {
+                        let l = lines[i];
+                        let c = if i == start {
+                            col.max(indent_of(l))
+                        } else {
+                            indent_of(l)
+                        };
+                        c == child_col
+                            && l.len() > c
+                            && (l[c..].starts_with("- ") || &l[c..] == "-")
+                    })
+                    .collect();
+                let Some(&hit) = items.get(n) else {
+                    return found;
+                };
+                let next = items.get(n + 1).copied().unwrap_or_else(|| {
+                    (hit + 1..end)
+                        .find(|&i| is_content(lines[i]) && indent_of(lines[i]) < child_col)
+                        .unwrap_or(end)
+                });
+                let rest = &lines[hit][child_col + 1..];
+                let vcol = child_col + 1 + (rest.len() - rest.trim_start().len());
+                found = Some((hit + 1, vcol + 1));
+                if rest.trim_start().starts_with('{') || rest.trim_start().starts_with('[') {
+                    inline = Some((hit, vcol));
+                    continue;
+                }
+                start = hit;
+                end = next;
+                col = vcol;
+            }
+        }
+    }
+    found
+}
+
+/// A best-effort dotted path for the key on 1-based `line` (for errors found before parsing).
+pub fn field_at_line(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(idx) = line.checked_sub(1).filter(|&i| i < lines.len()) else {
+        return String::new();
+    };
+    let key_of = |l: &str| -> Option<(usize, String)> {
+        let t = l.trim_start_matches([' ', '-']);
+        let indent = l.len() - t.len();
+        let (k, _) = t.split_once(':')?;
+        let k = k.trim();
+        (!k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .then(|| (indent, k.to_string()))
+    };
+    let mut keys = Vec::new();
+    let mut limit = usize::MAX;
+    for l in lines[..=idx].iter().rev() {
+        if !is_content(l) {
+            continue;
+        }
+        if let Some((indent, k)) = key_of(l) {
+            if indent < limit {
+                keys.push(k);
+                limit = indent;
+                if indent == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    keys.reverse();
+    keys.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "name: x\nload:\n  stages:\n    - { duration: 2m, users: 100 }\n    - duration: 5m\n      users: 100\n  requests:\n    - path: /\nworkload:\n  local:\n    command: [a]\n";
+
+    #[test]
+    fn parses_paths() {
+        assert_eq!(
+            parse_path("load.stages[1].duration"),
+            vec![
+                Seg::Key("load".into()),
+                Seg::Key("stages".into()),
+                Seg::Index(1),
+                Seg::Key("duration".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_block_and_flow_nodes() {
+        assert_eq!(locate(DOC, "name"), Some((1, 7)));
+        assert_eq!(locate(DOC, "load.stages[0].users"), Some((4, 32)));
+        assert_eq!(locate(DOC, "load.stages[1].duration"), Some((5, 17)));
+        assert_eq!(locate(DOC, "load.stages[1].users"), Some((6, 14)));
+        assert_eq!(locate(DOC, "load.requests[0].path"), Some((8, 13)));
+        assert_eq!(locate(DOC, "workload.local.command"), Some((11, 14)));
+        assert_eq!(locate(DOC, "workload"), Some((9, 1)));
+    }
+
+    #[test]
+    fn names_the_field_on_a_line() {
+        assert_eq!(field_at_line(DOC, 11), "workload.local.command");
+        assert_eq!(field_at_line(DOC, 1), "name");
+    }
+
+    #[test]
+    fn missing_leaf_gives_the_parent() {
+        assert_eq!(locate(DOC, "load.thresholds"), Some((2, 1)));
+        assert_eq!(locate(DOC, "load.stages[7]"), Some((3, 3)));
+    }
+}

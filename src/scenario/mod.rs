@@ -1,0 +1,247 @@
+//! The scenario file: reading it (`${VAR}` expansion, YAML through serde_yaml_ng with unknown
+//! keys rejected), validating it, and turning it into the typed `Scenario` the rest of oomgate
+//! runs. Every error names the file, line, column and field path, and says what to write instead:
+//! `scenarios/x.yaml:7:14: load.stages[1].duration: "5 minutes" is not a duration (write 5m)`.
+
+mod expand;
+mod locate;
+pub mod raw;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::{Driver, Method, SourceKind};
+pub use validate::Overrides;
+
+use crate::model::{Policy, Stage};
+
+/// A scenario error with its position in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted field path, e.g. `load.stages[1].duration`; empty for whole-file errors.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// One request of the Goose mix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSpec {
+    pub name: String,
+    pub method: Method,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub weight: u32,
+    /// Accepted status codes; empty means "any 2xx".
+    pub expect_status: Vec<u16>,
+}
+
+/// The k6 driver's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct K6Spec {
+    /// Resolved against the scenario file's directory.
+    pub script: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// What load to send and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadSpec {
+    pub driver: Driver,
+    pub stages: Vec<Stage>,
+    pub requests: Vec<RequestSpec>,
+    /// Pause between two requests of one user (min = max for a fixed think time).
+    pub think_time: (Duration, Duration),
+    pub k6: Option<K6Spec>,
+}
+
+impl LoadSpec {
+    pub fn total_duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+}
+
+/// Which Kubernetes object is measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadRef {
+    Deployment(String),
+    StatefulSet(String),
+    DaemonSet(String),
+    Selector(String),
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkloadRef::Deployment(n) => write!(f, "deployment/{n}"),
+            WorkloadRef::StatefulSet(n) => write!(f, "statefulset/{n}"),
+            WorkloadRef::DaemonSet(n) => write!(f, "daemonset/{n}"),
+            WorkloadRef::Selector(s) => write!(f, "pods with selector {s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesSpec {
+    pub namespace: String,
+    pub workload: WorkloadRef,
+    /// Empty = every container.
+    pub containers: Vec<String>,
+}
+
+/// A service oomgate starts itself under a memory limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalWorkloadSpec {
+    pub command: Vec<String>,
+    pub ready_url: Option<String>,
+    pub ready_timeout: Duration,
+    pub limit: Option<u64>,
+    pub request: Option<u64>,
+    /// Environment for the command (the manifest's literal env first, then the scenario's).
+    pub env: Vec<(String, String)>,
+    /// The container name used in reports.
+    pub container: String,
+    /// Where the limit came from, e.g. `scenario` or `deploy.yaml (Deployment/web)`.
+    pub limit_from: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadSpec {
+    Kubernetes(KubernetesSpec),
+    Local(LocalWorkloadSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusSpec {
+    pub url: String,
+    pub bearer_token_env: Option<String>,
+    pub query: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemorySpec {
+    pub source: SourceKind,
+    pub interval: Duration,
+    pub prometheus: Option<PrometheusSpec>,
+}
+
+/// VPA comparison settings (`policy.vpa`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VpaPolicy {
+    /// `None` = auto: the VPA whose targetRef names the workload.
+    pub name: Option<String>,
+    pub tolerance: f64,
+    pub low_confidence: raw::LowConfidence,
+}
+
+/// A validated scenario, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub file: PathBuf,
+    pub name: String,
+    /// Base URL of the load; `None` only for the k6 driver (the script has its URLs).
+    pub target_url: Option<String>,
+    pub load: LoadSpec,
+    pub workload: WorkloadSpec,
+    pub memory: MemorySpec,
+    pub policy: Policy,
+    pub stop_on_oom: bool,
+    pub vpa: Option<VpaPolicy>,
+}
+
+/// The Prometheus query used when the scenario gives none: per container, without the pod-level
+/// `container=""` series and the pause containers.
+pub const DEFAULT_PROMETHEUS_QUERY: &str = "max by (pod, container) (container_memory_working_set_bytes{namespace=\"$namespace\", pod=~\"$pods\", container!=\"\", container!=\"POD\", image!=\"\"})";
+
+/// Read, expand, parse and validate a scenario file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!("cannot read the scenario: {e}"),
+    })?;
+    parse(path, &text, overrides, |name| std::env::var(name).ok())
+}
+
+/// Parse scenario text (`file` is used for messages and to resolve relative paths).
+pub fn parse(
+    file: &Path,
+    text: &str,
+    overrides: &Overrides,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Scenario, ScenarioError> {
+    let expanded = expand::expand(text, lookup).map_err(|e| ScenarioError {
+        file: file.to_path_buf(),
+        line: Some(e.line),
+        column: Some(e.column),
+        field: locate::field_at_line(text, e.line),
+        message: e.message,
+    })?;
+    let de = serde_yaml_ng::Deserializer::from_str(&expanded.text);
+    let raw: raw::ScenarioFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = match inner.location() {
+            Some(loc) => {
+                let (l, c) = expanded.original_position(loc.line(), loc.column());
+                (Some(l), Some(c))
+            }
+            None => match locate::locate(text, &field) {
+                Some((l, c)) => (Some(l), Some(c)),
+                None => (None, None),
+            },
+        };
+        ScenarioError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            field: if field == "." { String::new() } else { field },
+            message: clean_yaml_message(&inner.to_string()),
+        }
+    })?;
+    validate::validate(file, text, raw, overrides)
+}
+
+/// serde_yaml_ng appends " at line L column C" and may prefix the path; we print both ourselves.
+fn clean_yaml_message(msg: &str) -> String {
+    let mut m = msg;
+    if let Some(i) = m.rfind(" at line ") {
+        m = &m[..i];
+    }
+    // A leading "path: " duplicate of the field.
+    if let Some((head, tail)) = m.split_once(": ") {
+        if !head.contains(' ') && (head.contains('.') || head.contains('[')) {
+            m = tail;
+        }
+    }
+    let m = m.trim();
+    if let Some(rest) = m.strip_prefix("unknown field ") {
+        // "unknown field `foo`, expected one of `a`, `b`"
+        return format!("unknown key {rest}");
+    }
+    m.to_string()
+}

@@ -1,0 +1,331 @@
+//! End to end: the real `oomgate` binary gates the real demo service, started in a real memory
+//! cgroup, under real Goose load. Each load run is at most ~20 s.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{findings, leftover_cgroups, require_cgroups, run_bounded, text, Case};
+
+/// A scenario for the demo service with the given service flags, limit, load and policy.
+fn scenario(service_flags: &str, limit: &str, stages: &str, extra: &str) -> String {
+    format!(
+        r#"name: test
+workload:
+  local:
+    command: ["{{BIN}}", demo-service, --listen, "127.0.0.1:{{PORT}}", {service_flags}]
+    ready_url: http://127.0.0.1:{{PORT}}/healthz
+    ready_timeout: 10s
+    limit: {limit}
+    container: app
+load:
+  stages: {stages}
+  requests:
+    - {{ name: work, path: /api/work, expect_status: 200 }}
+  think_time: 5ms..15ms
+{extra}"#
+    )
+}
+
+#[test]
+fn healthy_demo_passes_and_report_matches_schema() {
+    if !require_cgroups() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = run_bounded(
+        Command::new(support::oomgate()).args(["demo", "--out", out.to_str().unwrap()]),
+        Duration::from_secs(90),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("PASS"), "{}", text(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report.json does not match the schema: {errors:?}"
+    );
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["stages"].as_array().unwrap().len(), 4);
+    let c = &report["containers"][0];
+    assert_eq!(c["container"], "demo");
+    assert_eq!(c["limit_bytes"], 256 * 1024 * 1024);
+    assert!(
+        c["peak_bytes"].as_u64().unwrap() > 40 * 1024 * 1024,
+        "the 48Mi baseline is seen: {c}"
+    );
+    assert!(
+        report["load"]["requests"].as_u64().unwrap() > 1000,
+        "{}",
+        report["load"]
+    );
+    assert_eq!(report["load"]["failures"], 0);
+    assert!(report["memory"]["coverage"].as_f64().unwrap() >= 0.9);
+    assert!(
+        leftover_cgroups().is_empty(),
+        "cgroups left: {:?}",
+        leftover_cgroups()
+    );
+}
+
+#[test]
+fn demo_leak_fails_on_headroom() {
+    if !require_cgroups() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = run_bounded(
+        Command::new(support::oomgate()).args([
+            "demo",
+            "--leak",
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ]),
+        Duration::from_secs(90),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // --format json: stdout is exactly the report, whatever Goose printed.
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
+    assert_eq!(report["verdict"], "fail");
+    assert!(
+        !findings(&report, "headroom", "fail").is_empty(),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn growth_past_allowed_peak_but_under_limit_fails_on_headroom() {
+    if !require_cgroups() {
+        return;
+    }
+    // 128Mi limit, 20% headroom → 102.4 MiB allowed; the service grows to ~120 MiB and stops.
+    let case = Case::new(&scenario(
+        "--baseline, 16Mi, --grow-per-sec, 40Mi, --max-bytes, 120Mi",
+        "128Mi",
+        "[{ duration: 2s, users: 5 }, { duration: 5s, users: 5 }]",
+        "memory: { interval: 200ms }\n",
+    ));
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = case.report();
+    let f = findings(&r, "headroom", "fail");
+    assert_eq!(f.len(), 1, "{r:#}");
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("app") && msg.contains("128 MiB limit") && msg.contains("20% headroom"),
+        "{msg}"
+    );
+    assert!(
+        findings(&r, "oom-killed", "fail").is_empty(),
+        "not OOM-killed: {r:#}"
+    );
+    let peak = r["containers"][0]["peak_bytes"].as_u64().unwrap();
+    assert!(peak > 107_374_182 && peak < 134_217_728, "peak {peak}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("FAIL"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn kernel_oom_kill_fails_on_oom_killed_and_ends_early() {
+    if !require_cgroups() {
+        return;
+    }
+    let case = Case::new(&scenario(
+        "--baseline, 16Mi, --grow-per-sec, 60Mi",
+        "64Mi",
+        "[{ duration: 2s, users: 5 }, { duration: 15s, users: 5 }]",
+        "memory: { interval: 200ms }\n",
+    ));
+    let started = std::time::Instant::now();
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "the OOM kill ends the run early"
+    );
+    let r = case.report();
+    let f = findings(&r, "oom-killed", "fail");
+    assert_eq!(f.len(), 1, "{r:#}");
+    assert!(
+        f[0]["message"].as_str().unwrap().contains("OOM-killed"),
+        "{r:#}"
+    );
+    assert!(r["ended_early"].is_string(), "{r:#}");
+    assert!(
+        leftover_cgroups().is_empty(),
+        "cgroups left: {:?}",
+        leftover_cgroups()
+    );
+}
+
+#[test]
+fn spike_between_samples_is_caught_by_the_kernel_peak_counter() {
+    if !require_cgroups() {
+        return;
+    }
+    // One 120Mi spike held 50 ms at t=1.5 s, sampled every 3 s: no sample can see it.
+    // Limit 256Mi with 50% headroom → 128 MiB allowed; baseline 16Mi + spike ≈ 136 MiB.
+    let case = Case::new(&scenario(
+        "--baseline, 16Mi, --spike, 120Mi, --spike-hold, 50ms, --spike-once-after, 1500ms",
+        "256Mi",
+        "[{ duration: 1s, users: 2 }, { duration: 4s, users: 2 }]",
+        "memory: { interval: 3s }\npolicy: { headroom: 50%, min_coverage: 50% }\n",
+    ));
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = case.report();
+    let c = &r["containers"][0];
+    assert_eq!(c["peak_source"], "kernel-peak", "{r:#}");
+    assert!(c["peak_bytes"].as_u64().unwrap() > 128 * 1024 * 1024, "{c}");
+    assert_eq!(findings(&r, "headroom", "fail").len(), 1, "{r:#}");
+}
+
+#[test]
+fn malformed_scenario_exits_2_naming_file_line_and_field() {
+    let case = Case::new(&scenario(
+        "--baseline, 16Mi",
+        "128Mi",
+        "[{ duration: 2s, users: 5 }, { duration: 5 minutes, users: 5 }]",
+        "",
+    ));
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let want = format!("{}:10:", case.scenario.display());
+    assert!(err.contains(&want), "names file:line ({want}): {err}");
+    assert!(err.contains("load.stages[1].duration"), "{err}");
+    assert!(
+        err.contains("\"5 minutes\" is not a duration (write 5m)"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn service_exiting_before_ready_exits_2() {
+    let case = Case::new(
+        r#"name: broken
+workload:
+  local:
+    command: [sh, -c, "echo the service cannot start >&2; exit 3"]
+    ready_url: http://127.0.0.1:{PORT}/healthz
+    ready_timeout: 10s
+    limit: 64Mi
+load:
+  stages: [{ duration: 2s, users: 1 }]
+  requests: [{ path: / }]
+"#,
+    );
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the service cannot start"),
+        "shows the service's last output: {err}"
+    );
+    assert!(
+        leftover_cgroups().is_empty(),
+        "cgroups left: {:?}",
+        leftover_cgroups()
+    );
+}
+
+#[test]
+fn failing_responses_fail_on_error_rate() {
+    if !require_cgroups() {
+        return;
+    }
+    let case = Case::new(&scenario(
+        "--baseline, 16Mi, --fail-ratio, \"0.2\"",
+        "128Mi",
+        "[{ duration: 1s, users: 4 }, { duration: 3s, users: 4 }]",
+        "  thresholds: { error_rate: 5% }\n",
+    ));
+    // thresholds belong under load: the helper appends `extra` after think_time, inside `load`.
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = case.report();
+    let f = findings(&r, "error-rate", "fail");
+    assert_eq!(f.len(), 1, "{r:#}");
+    let rate = r["load"]["failures"].as_f64().unwrap() / r["load"]["requests"].as_f64().unwrap();
+    assert!(
+        (rate - 0.2).abs() < 0.02,
+        "the service fails every 5th request: {rate}"
+    );
+}
+
+#[test]
+fn sigterm_writes_partial_reports_and_cleans_up() {
+    if !require_cgroups() {
+        return;
+    }
+    let case = Case::new(&scenario(
+        "--baseline, 16Mi",
+        "128Mi",
+        "[{ duration: 2s, users: 2 }, { duration: 30s, users: 2 }]",
+        "",
+    ));
+    let mut child = Command::new(support::oomgate())
+        .args([
+            "run",
+            case.scenario.to_str().unwrap(),
+            "--out",
+            case.out_dir().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "oomgate did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(143));
+    let r = case.report();
+    assert!(
+        r["ended_early"]
+            .as_str()
+            .unwrap_or("")
+            .contains("interrupted"),
+        "{r:#}"
+    );
+    // The service is gone and so is its cgroup.
+    assert!(
+        leftover_cgroups().is_empty(),
+        "cgroups left: {:?}",
+        leftover_cgroups()
+    );
+    let probe = std::net::TcpStream::connect(("127.0.0.1", case.port));
+    assert!(probe.is_err(), "the demo service still listens");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

@@ -1,0 +1,161 @@
+//! Test rigs shared by the integration tests: run the real `oomgate` binary, write scenarios
+//! for the real demo service into temp dirs, read the reports back, and insist on cgroups when
+//! CI=true (a test that needs them fails there instead of skipping).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn oomgate() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_oomgate"))
+}
+
+/// Whether this machine lets us create memory cgroups. In CI a missing capability is a failure.
+pub fn require_cgroups() -> bool {
+    let ok = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.contains("memory"));
+    let root = unsafe { libc_geteuid() } == 0;
+    if ok && root {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("this test needs root and a memory cgroup controller, and CI=true: failing instead of skipping");
+    }
+    eprintln!("note: skipping: needs root and a memory cgroup controller");
+    false
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temp dir with a scenario file in it.
+pub struct Case {
+    pub dir: tempfile::TempDir,
+    pub scenario: PathBuf,
+    pub port: u16,
+}
+
+impl Case {
+    /// `body` is the scenario YAML; `{PORT}` and `{BIN}` are filled in.
+    pub fn new(body: &str) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let text = body
+            .replace("{PORT}", &port.to_string())
+            .replace("{BIN}", &oomgate().display().to_string());
+        let scenario = dir.path().join("scenario.yaml");
+        std::fs::write(&scenario, text).unwrap();
+        Case {
+            dir,
+            scenario,
+            port,
+        }
+    }
+
+    pub fn out_dir(&self) -> PathBuf {
+        self.dir.path().join("report")
+    }
+
+    /// `oomgate run <scenario> --out <dir> [extra]`, bounded in time.
+    pub fn run(&self, extra: &[&str]) -> Output {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            self.scenario.display().to_string(),
+            "--out".into(),
+            self.out_dir().display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run_bounded(Command::new(oomgate()).args(&args), Duration::from_secs(90))
+    }
+
+    pub fn report(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.out_dir().join("report.json"))
+            .expect("report.json written");
+        serde_json::from_str(&text).expect("report.json is JSON")
+    }
+}
+
+/// Run a command with a deadline; kill it when the deadline passes (and fail the test).
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn oomgate");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "oomgate did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The findings of a report with the given rule and severity.
+pub fn findings<'a>(
+    report: &'a serde_json::Value,
+    rule: &str,
+    severity: &str,
+) -> Vec<&'a serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["rule"] == rule && f["severity"] == severity)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// No cgroup named oomgate-* is left behind under the v1 or v2 hierarchy.
+pub fn leftover_cgroups() -> Vec<String> {
+    let mut left = Vec::new();
+    for root in [
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/oomgate.slice",
+    ] {
+        if let Ok(rd) = std::fs::read_dir(root) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if n.starts_with("oomgate-") {
+                    left.push(format!("{root}/{n}"));
+                }
+            }
+        }
+    }
+    left
+}
