@@ -168,7 +168,7 @@ async fn cmd_check(args: CheckArgs) -> Result<u8> {
     let stages: Vec<String> = sc.load.stages.iter().map(|s| s.describe()).collect();
     writeln!(
         o,
-        "  load: {:?} driver, {} stages over {}",
+        "  load: {} driver, {} stages over {}",
         sc.load.driver,
         stages.len(),
         format_duration(sc.load.total_duration())
@@ -181,7 +181,7 @@ async fn cmd_check(args: CheckArgs) -> Result<u8> {
     }
     writeln!(
         o,
-        "  memory: {:?} source every {}; fail above limit × (1 − {}); at least {} of ticks must bring data",
+        "  memory: {} source every {}; fail above limit × (1 − {}); at least {} of ticks must bring data",
         sc.memory.source,
         format_duration(sc.memory.interval),
         format_percent(sc.policy.headroom),
@@ -203,7 +203,7 @@ async fn cmd_check(args: CheckArgs) -> Result<u8> {
                 l.request.map(format_bytes).unwrap_or_else(|| "none".into())
             )?;
             match crate::memory::cgroup::can_create_cgroups() {
-                Ok(v) => writeln!(o, "    memory cgroups: can create ({v:?}); the limit will be enforced by the kernel")?,
+                Ok(v) => writeln!(o, "    memory cgroups: can create ({v}); the limit will be enforced by the kernel")?,
                 Err(e) => writeln!(
                     o,
                     "    memory cgroups: unavailable ({e}); the limit will NOT be enforced and memory will be read from /proc"

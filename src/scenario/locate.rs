@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn finds_block_and_flow_nodes() {
         assert_eq!(locate(DOC, "name"), Some((1, 7)));
-        assert_eq!(locate(DOC, "load.stages[0].users"), Some((4, 32)));
+        assert_eq!(locate(DOC, "load.stages[0].users"), Some((4, 30)));
         assert_eq!(locate(DOC, "load.stages[1].duration"), Some((5, 17)));
         assert_eq!(locate(DOC, "load.stages[1].users"), Some((6, 14)));
         assert_eq!(locate(DOC, "load.requests[0].path"), Some((8, 13)));

@@ -219,29 +219,38 @@ pub fn parse(
             file: file.to_path_buf(),
             line,
             column,
+            message: clean_yaml_message(&inner.to_string(), &field),
             field: if field == "." { String::new() } else { field },
-            message: clean_yaml_message(&inner.to_string()),
         }
     })?;
     validate::validate(file, text, raw, overrides)
 }
 
-/// serde_yaml_ng appends " at line L column C" and may prefix the path; we print both ourselves.
-fn clean_yaml_message(msg: &str) -> String {
+/// serde_yaml_ng appends " at line L column C" and may prefix its own (parent) path; we print
+/// both ourselves.
+fn clean_yaml_message(msg: &str, field: &str) -> String {
     let mut m = msg;
     if let Some(i) = m.rfind(" at line ") {
         m = &m[..i];
     }
-    // A leading "path: " duplicate of the field.
     if let Some((head, tail)) = m.split_once(": ") {
-        if !head.contains(' ') && (head.contains('.') || head.contains('[')) {
+        if !head.contains(' ') && (head == "." || field.starts_with(head)) {
             m = tail;
         }
     }
     let m = m.trim();
     if let Some(rest) = m.strip_prefix("unknown field ") {
         // "unknown field `foo`, expected one of `a`, `b`"
-        return format!("unknown key {rest}");
+        return match rest.split_once(", expected ") {
+            Some((key, expected)) => format!("unknown key {key} (expected {expected})"),
+            None => format!("unknown key {rest}"),
+        };
+    }
+    if let Some(rest) = m.strip_prefix("invalid type: ") {
+        return format!("wrong type: {rest}");
     }
     m.to_string()
 }
+
+#[cfg(test)]
+mod tests;

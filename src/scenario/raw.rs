@@ -255,6 +255,25 @@ pub enum SourceKind {
     Cgroup,
 }
 
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::MetricsApi => "metrics-api",
+            SourceKind::Prometheus => "prometheus",
+            SourceKind::Cgroup => "cgroup",
+        })
+    }
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Driver::Goose => "goose",
+            Driver::K6 => "k6",
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Memory {
