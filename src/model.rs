@@ -230,6 +230,38 @@ pub struct Run {
     pub memory: MemoryMeta,
     /// Set when the run stopped before its plan ended, with the reason.
     pub ended_early: Option<String>,
+    /// What was measured, for report headers: `local demo`, `deployment/web in staging`.
+    pub workload: String,
+    /// The VPA recommendation read at the start of the run, when the policy asks for it.
+    pub vpa: Option<VpaStatus>,
+    /// Remarks about the measured workload (e.g. pods whose limits differ from the template).
+    pub notes: Vec<String>,
+}
+
+/// One container's VPA recommendation (bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VpaContainer {
+    pub container: String,
+    pub target: Option<u64>,
+    pub lower_bound: Option<u64>,
+    pub upper_bound: Option<u64>,
+    pub uncapped_target: Option<u64>,
+}
+
+/// What the cluster said about the workload's VerticalPodAutoscaler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum VpaStatus {
+    /// A recommendation exists.
+    Recommendation {
+        name: String,
+        low_confidence: bool,
+        containers: Vec<VpaContainer>,
+    },
+    /// The VPA exists but has no recommendation yet (it needs days of history).
+    NoRecommendation { name: String },
+    /// No VPA targets the workload, the named one does not exist, or the CRD is not installed.
+    Unavailable { reason: String },
 }
 
 impl Run {
@@ -377,6 +409,28 @@ pub struct Policy {
     pub max_p95: Option<Duration>,
     /// `load.thresholds.error_rate`, a share (0.01 = 1 %).
     pub max_error_rate: Option<f64>,
+    /// `policy.vpa`: compare with the VPA recommendation.
+    pub vpa: Option<VpaRule>,
+}
+
+/// How VPA findings are judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VpaRule {
+    /// Allowed relative distance from the VPA target (0.2 = ±20 %).
+    pub tolerance: f64,
+    /// What a LowConfidence VPA does to the VPA rules.
+    pub low_confidence: LowConfidencePolicy,
+}
+
+/// `policy.vpa.low_confidence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LowConfidencePolicy {
+    /// VPA rules only warn while the VPA reports LowConfidence (the default).
+    Warn,
+    /// Judge as usual.
+    Judge,
+    /// Skip the VPA rules while confidence is low.
+    Ignore,
 }
 
 impl Default for Policy {
@@ -388,6 +442,7 @@ impl Default for Policy {
             min_coverage: 0.90,
             max_p95: None,
             max_error_rate: None,
+            vpa: None,
         }
     }
 }

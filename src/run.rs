@@ -272,6 +272,9 @@ async fn measure(
         load: outcome.stats,
         memory,
         ended_early,
+        workload: format!("local service {}", local.container),
+        vpa: None,
+        notes: Vec::new(),
     };
     let verdict = crate::judge::evaluate(&sc.policy, &run);
     Ok(RunResult { run, verdict })

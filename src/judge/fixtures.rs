@@ -147,6 +147,9 @@ pub fn healthy_run() -> Run {
             notes: Vec::new(),
         },
         ended_early: None,
+        workload: "deployment/web in staging".into(),
+        vpa: None,
+        notes: Vec::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use super::{
     K6Spec, KubernetesSpec, LoadSpec, LocalWorkloadSpec, MemorySpec, PrometheusSpec, RequestSpec,
     Scenario, ScenarioError, VpaPolicy, WorkloadRef, WorkloadSpec, DEFAULT_PROMETHEUS_QUERY,
 };
-use crate::model::{Policy, Stage};
+use crate::model::{LowConfidencePolicy, Policy, Stage, VpaRule};
 use crate::units::{format_duration, DurationValue};
 
 /// Values from the command line or `OOMGATE_*` variables that win over the file.
@@ -439,6 +439,14 @@ fn policy(cx: &Ctx, p: raw::PolicyRaw) -> Result<(Policy, bool, Option<VpaPolicy
         name: v.name.filter(|n| n != "auto"),
         tolerance: v.tolerance.map(|t| t.0).unwrap_or(0.20),
         low_confidence: v.low_confidence.unwrap_or(LowConfidence::Warn),
+    });
+    policy.vpa = vpa.as_ref().map(|v| VpaRule {
+        tolerance: v.tolerance,
+        low_confidence: match v.low_confidence {
+            LowConfidence::Warn => LowConfidencePolicy::Warn,
+            LowConfidence::Judge => LowConfidencePolicy::Judge,
+            LowConfidence::Ignore => LowConfidencePolicy::Ignore,
+        },
     });
     let _ = cx;
     Ok((policy, p.stop_on_oom.unwrap_or(false), vpa))
