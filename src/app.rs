@@ -9,10 +9,11 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 
 use crate::cli::{CheckArgs, Cli, Command, DemoArgs, Format, OutputArgs, OverrideArgs, RunArgs};
+use crate::cluster::ClusterAccess;
 use crate::report::json::JsonReporter;
 use crate::report::terminal::TerminalReporter;
 use crate::report::{ReportView, Reporter};
-use crate::run::{self, RunResult};
+use crate::run::{self, RunContext, RunResult};
 use crate::scenario::{self, Overrides, Scenario, WorkloadSpec};
 use crate::units::{format_bytes, format_duration, format_percent};
 
@@ -136,8 +137,18 @@ impl OutputDir {
 async fn cmd_run(args: RunArgs) -> Result<u8> {
     let sc = load_scenario(&args.scenario, &args.overrides)?;
     let out = OutputDir::prepare(&args.output)?;
-    let res = run::execute(&sc).await?;
+    let ctx = RunContext {
+        access: access(&args.overrides),
+    };
+    let res = run::execute(&sc, &ctx).await?;
     out.finish(&sc, &res)
+}
+
+fn access(o: &OverrideArgs) -> ClusterAccess {
+    ClusterAccess {
+        kubeconfig: o.kubeconfig.clone(),
+        context: o.context.clone(),
+    }
 }
 
 async fn cmd_demo(args: DemoArgs) -> Result<u8> {
@@ -152,7 +163,7 @@ async fn cmd_demo(args: DemoArgs) -> Result<u8> {
     let path = Path::new("scenarios/demo.yaml (embedded)");
     let sc = scenario::parse(path, DEMO_SCENARIO, &Overrides::default(), lookup)?;
     let out = OutputDir::prepare(&args.output)?;
-    let res = run::execute(&sc).await?;
+    let res = run::execute(&sc, &RunContext::default()).await?;
     out.finish(&sc, &res)
 }
 
@@ -212,12 +223,9 @@ async fn cmd_check(args: CheckArgs) -> Result<u8> {
             Ok(0)
         }
         WorkloadSpec::Kubernetes(k) => {
-            writeln!(o, "  workload: {} in namespace {}", k.workload, k.namespace)?;
-            drop(o);
-            anyhow::bail!(
-                "the scenario parses, but this build cannot reach a Kubernetes cluster yet: \
-                 the cluster preflight (pods, limits, VPA, metrics API) is not available"
-            )
+            run::check_kubernetes(&sc, k, &access(&args.overrides), &mut o).await?;
+            writeln!(o, "ready to gate")?;
+            Ok(0)
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod demo_service;
 pub mod judge;
 pub mod load;

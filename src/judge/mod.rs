@@ -1,7 +1,8 @@
 //! The judge: turns a measured `Run` into a `Verdict` by applying the gate `Policy`. It is pure —
 //! no I/O, no clock — so every rule is tested with plain data. Each rule family lives in its own
 //! file: `memory` (headroom, no-limit, oom-killed, restarted), `coverage` (is there enough memory
-//! data to trust anything) and `load` (latency, error-rate). Findings are produced for passes too,
+//! data to trust anything), `load` (latency, error-rate) and `vpa` (vpa-peak, vpa-request,
+//! vpa-low-confidence). Findings are produced for passes too,
 //! one per rule per container name plus the run-wide ones, so reports can show a result per rule.
 //! The reporters reuse `group_containers` and `allowed_peak` so they show the numbers judged here.
 
@@ -12,6 +13,7 @@ mod load;
 mod memory;
 #[cfg(test)]
 mod memory_tests;
+mod vpa;
 
 use crate::model::{
     ContainerSeries, Finding, Outcome, PeakSource, Policy, Rule, Run, Severity, Timestamp, Verdict,
@@ -24,6 +26,7 @@ pub fn evaluate(policy: &Policy, run: &Run) -> Verdict {
     let mut findings = coverage::check(policy, run);
     findings.extend(memory::check(policy, run));
     findings.extend(load::check(policy, run));
+    findings.extend(vpa::check(policy, run));
     Verdict {
         outcome: outcome_of(&findings),
         findings,

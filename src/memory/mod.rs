@@ -10,7 +10,9 @@ use std::pin::Pin;
 use crate::model::Timestamp;
 
 pub mod cgroup;
+pub mod metrics_api;
 pub mod procfs;
+pub mod prometheus;
 
 /// A boxed future, so sources can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

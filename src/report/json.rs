@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use super::{ReportView, Reporter};
+use super::{ReportView, Reporter, VpaView};
 use crate::model::{Outcome, PeakSource, Severity, StageKind, Timestamp};
 
 pub const SCHEMA_ID: &str = "oomgate.report/v1";
@@ -45,6 +45,7 @@ struct Document<'a> {
     verdict: Outcome,
     exit_code: u8,
     scenario: &'a str,
+    workload: &'a str,
     started_at: String,
     ended_at: String,
     ended_early: Option<&'a str>,
@@ -54,6 +55,8 @@ struct Document<'a> {
     load: Load<'a>,
     memory: Memory<'a>,
     policy: PolicyDoc,
+    vpa: Option<Vpa<'a>>,
+    notes: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -80,6 +83,7 @@ struct Container<'a> {
     resolution_seconds: f64,
     pods: &'a [String],
     results: BTreeMap<&'static str, Severity>,
+    vpa_target_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -140,6 +144,47 @@ struct PolicyDoc {
     fail_on_restart: bool,
     max_p95_ms: Option<f64>,
     max_error_rate: Option<f64>,
+    vpa_tolerance: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Vpa<'a> {
+    state: &'static str,
+    name: Option<&'a str>,
+    low_confidence: bool,
+    reason: Option<&'a str>,
+    containers: Vec<VpaContainer<'a>>,
+}
+
+#[derive(Serialize)]
+struct VpaContainer<'a> {
+    container: &'a str,
+    target_bytes: Option<u64>,
+    lower_bytes: Option<u64>,
+    upper_bytes: Option<u64>,
+    uncapped_target_bytes: Option<u64>,
+}
+
+impl<'a> Vpa<'a> {
+    fn from_view(v: &'a VpaView) -> Vpa<'a> {
+        Vpa {
+            state: v.state.id(),
+            name: v.name.as_deref(),
+            low_confidence: v.low_confidence,
+            reason: v.reason.as_deref(),
+            containers: v
+                .containers
+                .iter()
+                .map(|c| VpaContainer {
+                    container: &c.container,
+                    target_bytes: c.target,
+                    lower_bytes: c.lower,
+                    upper_bytes: c.upper,
+                    uncapped_target_bytes: c.uncapped_target,
+                })
+                .collect(),
+        }
+    }
 }
 
 fn time(t: Timestamp) -> String {
@@ -178,6 +223,7 @@ impl<'a> Document<'a> {
             verdict: view.outcome,
             exit_code: view.exit_code,
             scenario: &view.scenario,
+            workload: &view.workload,
             started_at: time(view.started_at),
             ended_at: time(view.ended_at),
             ended_early: view.ended_early.as_deref(),
@@ -209,6 +255,7 @@ impl<'a> Document<'a> {
                     resolution_seconds: c.resolution_seconds,
                     pods: &c.pods,
                     results: c.results.iter().map(|(r, s)| (r.id(), *s)).collect(),
+                    vpa_target_bytes: c.vpa_target,
                 })
                 .collect(),
             findings: view
@@ -271,7 +318,10 @@ impl<'a> Document<'a> {
                 fail_on_restart: view.policy.fail_on_restart,
                 max_p95_ms: view.policy.max_p95.map(|d| d.as_secs_f64() * 1000.0),
                 max_error_rate: view.policy.max_error_rate,
+                vpa_tolerance: view.policy.vpa.map(|v| v.tolerance).and_then(finite),
             },
+            vpa: view.vpa.as_ref().map(Vpa::from_view),
+            notes: &view.notes,
         }
     }
 }
@@ -282,10 +332,11 @@ mod tests {
 
     use serde_json::{json, Value};
 
+    use super::super::tests::{recommendation, vpa_policy};
     use super::*;
     use crate::judge::evaluate;
     use crate::judge::fixtures::*;
-    use crate::model::{Policy, RestartReason, Run};
+    use crate::model::{Policy, RestartReason, Run, VpaStatus};
 
     const SCHEMA: &str = include_str!("../../schema/report.schema.json");
 
@@ -329,6 +380,7 @@ mod tests {
             RestartReason::OomKilled,
         )];
         run.memory.notes = vec!["metrics-server repeats a sample until the next scrape".into()];
+        run.notes = vec!["pod web-7d9f-a1b2c has a 768 MiB limit; the template says 1 GiB".into()];
         let policy = Policy {
             max_p95: Some(Duration::from_millis(500)),
             max_error_rate: Some(0.01),
@@ -371,6 +423,155 @@ mod tests {
         assert_eq!(doc["memory"]["coverage"], 1.0);
         assert_eq!(doc["policy"]["max_p95_ms"], 500.0);
         assert_eq!(doc["ended_early"], Value::Null);
+        assert_eq!(doc["workload"], "deployment/web in staging");
+        assert_eq!(doc["notes"][0], json!(run.notes[0]));
+        assert_eq!(doc["vpa"], Value::Null);
+        assert_eq!(app["vpa_target_bytes"], Value::Null);
+        assert_eq!(doc["policy"]["vpa_tolerance"], Value::Null);
+    }
+
+    /// The realistic run compared with a VPA recommending 512 MiB for `app`.
+    fn with_vpa(status: VpaStatus) -> (Run, Policy) {
+        let (mut run, policy) = realistic();
+        run.vpa = Some(status);
+        (
+            run,
+            Policy {
+                vpa: vpa_policy().vpa,
+                ..policy
+            },
+        )
+    }
+
+    #[test]
+    fn a_vpa_recommendation_matches_the_schema() {
+        let (run, policy) = with_vpa(recommendation("web", true));
+        let doc = render(&run, &policy);
+        assert_eq!(errors(&doc), Vec::<String>::new(), "{doc:#}");
+        assert_eq!(
+            doc["vpa"],
+            json!({
+                "state": "recommendation",
+                "name": "web",
+                "low_confidence": true,
+                "reason": null,
+                "containers": [{
+                    "container": "app",
+                    "target_bytes": 536_870_912u64,
+                    "lower_bytes": 268_435_456u64,
+                    "upper_bytes": 1_073_741_824u64,
+                    "uncapped_target_bytes": 629_145_600u64
+                }]
+            })
+        );
+        assert_eq!(doc["containers"][0]["vpa_target_bytes"], 536_870_912u64);
+        assert_eq!(doc["containers"][1]["vpa_target_bytes"], Value::Null);
+        assert_eq!(doc["policy"]["vpa_tolerance"], 0.2);
+        // 870 MiB is 70 % above the target, but a low-confidence VPA only warns.
+        assert_eq!(doc["containers"][0]["results"]["vpa-peak"], "warn");
+        assert_eq!(doc["containers"][0]["results"]["vpa-request"], "pass");
+        let rules: Vec<&str> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        for rule in ["vpa-peak", "vpa-request", "vpa-low-confidence"] {
+            assert!(rules.contains(&rule), "{rule} in {rules:?}");
+        }
+    }
+
+    #[test]
+    fn a_vpa_without_recommendation_matches_the_schema() {
+        let (run, policy) = with_vpa(VpaStatus::Unavailable {
+            reason: "no VerticalPodAutoscaler targets deployment/web".into(),
+        });
+        let doc = render(&run, &policy);
+        assert_eq!(errors(&doc), Vec::<String>::new(), "{doc:#}");
+        assert_eq!(
+            doc["vpa"],
+            json!({
+                "state": "unavailable",
+                "name": null,
+                "low_confidence": false,
+                "reason": "no VerticalPodAutoscaler targets deployment/web",
+                "containers": []
+            })
+        );
+        assert!(doc["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["vpa_target_bytes"].is_null()));
+        assert_eq!(
+            doc["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["rule"] == "vpa-peak")
+                .count(),
+            1
+        );
+
+        let (run, policy) = with_vpa(VpaStatus::NoRecommendation { name: "web".into() });
+        let doc = render(&run, &policy);
+        assert_eq!(errors(&doc), Vec::<String>::new(), "{doc:#}");
+        assert_eq!(doc["vpa"]["state"], "no-recommendation");
+        assert_eq!(doc["vpa"]["name"], "web");
+        assert_eq!(doc["vpa"]["reason"], Value::Null);
+        assert_eq!(doc["vpa"]["containers"], json!([]));
+    }
+
+    #[test]
+    fn no_vpa_without_policy_vpa() {
+        let (mut run, policy) = realistic();
+        run.vpa = Some(recommendation("web", false));
+        let doc = render(&run, &policy);
+        assert_eq!(errors(&doc), Vec::<String>::new(), "{doc:#}");
+        assert_eq!(doc["vpa"], Value::Null);
+        assert_eq!(doc["containers"][0]["vpa_target_bytes"], Value::Null);
+        assert_eq!(doc["policy"]["vpa_tolerance"], Value::Null);
+    }
+
+    #[test]
+    fn the_schema_rejects_vpa_drift() {
+        let (run, policy) = with_vpa(recommendation("web", false));
+        let good = render(&run, &policy);
+        assert_eq!(errors(&good), Vec::<String>::new(), "{good:#}");
+
+        let mut state = good.clone();
+        state["vpa"]["state"] = json!("recommended");
+        assert!(!errors(&state).is_empty());
+
+        let mut nameless = good.clone();
+        nameless["vpa"]["name"] = json!(null);
+        assert!(!errors(&nameless).is_empty());
+
+        let mut extra = good.clone();
+        extra["vpa"]["containers"][0]["target_mb"] = json!(512);
+        assert!(!errors(&extra).is_empty());
+
+        let mut missing = good.clone();
+        missing["vpa"]["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("uncapped_target_bytes");
+        assert!(!errors(&missing).is_empty());
+
+        let mut negative = good.clone();
+        negative["containers"][0]["vpa_target_bytes"] = json!(-1);
+        assert!(!errors(&negative).is_empty());
+
+        let (run, policy) = with_vpa(VpaStatus::Unavailable {
+            reason: "the CRD is not installed".into(),
+        });
+        let unavailable = render(&run, &policy);
+        let mut no_reason = unavailable.clone();
+        no_reason["vpa"]["reason"] = json!(null);
+        assert!(!errors(&no_reason).is_empty());
+        let mut with_containers = unavailable;
+        with_containers["vpa"]["containers"] = good["vpa"]["containers"].clone();
+        assert!(!errors(&with_containers).is_empty());
     }
 
     #[test]
@@ -435,6 +636,7 @@ mod tests {
             "containers",
             "findings",
             "load",
+            "vpa",
         ] {
             assert!(doc.get(key).is_some(), "{key}");
         }
@@ -464,6 +666,14 @@ mod tests {
             "driver", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms",
         ] {
             assert!(doc["load"].get(key).is_some(), "{key}");
+        }
+        let (run, policy) = with_vpa(recommendation("web", false));
+        let doc = render(&run, &policy);
+        for key in ["name", "containers"] {
+            assert!(doc["vpa"].get(key).is_some(), "{key}");
+        }
+        for key in ["container", "target_bytes", "lower_bytes", "upper_bytes"] {
+            assert!(doc["vpa"]["containers"][0].get(key).is_some(), "{key}");
         }
     }
 }

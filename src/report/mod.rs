@@ -2,8 +2,8 @@
 //! `Run`, the `Verdict` and the `Policy` (per-container peaks against limits, per-rule results,
 //! findings sorted worst first); each format is a `Reporter` that only renders the view as bytes.
 //! Reporters do no other I/O and never reach back into the run. Strings that come from outside
-//! (pod, container and scenario names, notes) go through `sanitize_terminal` before a terminal
-//! sees them.
+//! (pod, container, scenario, workload and VPA names, notes, reasons) go through
+//! `sanitize_terminal` before a terminal sees them.
 
 pub mod json;
 pub mod terminal;
@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::judge::{allowed_peak, group_containers, stage_label};
 use crate::model::{
     Finding, LoadStats, Outcome, PeakSource, Policy, Rule, Run, Severity, StageKind, Timestamp,
-    Verdict,
+    Verdict, VpaStatus,
 };
 
 pub use json::JsonReporter;
@@ -36,6 +36,8 @@ pub trait Reporter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportView {
     pub scenario: String,
+    /// What was measured: `deployment/web in staging`, `local service demo`.
+    pub workload: String,
     pub outcome: Outcome,
     pub exit_code: u8,
     pub started_at: Timestamp,
@@ -52,6 +54,10 @@ pub struct ReportView {
     pub load: LoadStats,
     pub memory: MemoryView,
     pub policy: Policy,
+    /// What the VPA said; `None` when the policy does not compare with a VPA or nothing was read.
+    pub vpa: Option<VpaView>,
+    /// Remarks about the measured workload (e.g. pods whose limits differ from the template).
+    pub notes: Vec<String>,
 }
 
 /// A stage as it ran.
@@ -92,6 +98,10 @@ pub struct ContainerRow {
     pub resolution_seconds: f64,
     /// Worst severity per rule among this container's findings.
     pub results: BTreeMap<Rule, Severity>,
+    /// The VPA's recommendation for this container name, when one exists.
+    pub vpa_target: Option<u64>,
+    pub vpa_lower: Option<u64>,
+    pub vpa_upper: Option<u64>,
 }
 
 impl ContainerRow {
@@ -116,6 +126,94 @@ pub struct MemoryView {
     pub notes: Vec<String>,
 }
 
+/// The state of the workload's VerticalPodAutoscaler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VpaState {
+    Recommendation,
+    NoRecommendation,
+    Unavailable,
+}
+
+impl VpaState {
+    /// The id used in `report.json`.
+    pub fn id(self) -> &'static str {
+        match self {
+            VpaState::Recommendation => "recommendation",
+            VpaState::NoRecommendation => "no-recommendation",
+            VpaState::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// What the VPA said, flattened for the reporters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VpaView {
+    pub state: VpaState,
+    /// The VPA object's name; `None` when it is unavailable.
+    pub name: Option<String>,
+    pub low_confidence: bool,
+    /// Why no VPA could be read (unavailable only).
+    pub reason: Option<String>,
+    /// Per-container recommendations (recommendation only).
+    pub containers: Vec<VpaContainerView>,
+}
+
+/// One container's VPA recommendation (bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpaContainerView {
+    pub container: String,
+    pub target: Option<u64>,
+    pub lower: Option<u64>,
+    pub upper: Option<u64>,
+    pub uncapped_target: Option<u64>,
+}
+
+impl VpaView {
+    fn from_status(status: &VpaStatus) -> VpaView {
+        match status {
+            VpaStatus::Recommendation {
+                name,
+                low_confidence,
+                containers,
+            } => VpaView {
+                state: VpaState::Recommendation,
+                name: Some(name.clone()),
+                low_confidence: *low_confidence,
+                reason: None,
+                containers: containers
+                    .iter()
+                    .map(|c| VpaContainerView {
+                        container: c.container.clone(),
+                        target: c.target,
+                        lower: c.lower_bound,
+                        upper: c.upper_bound,
+                        uncapped_target: c.uncapped_target,
+                    })
+                    .collect(),
+            },
+            VpaStatus::NoRecommendation { name } => VpaView {
+                state: VpaState::NoRecommendation,
+                name: Some(name.clone()),
+                low_confidence: false,
+                reason: None,
+                containers: Vec::new(),
+            },
+            VpaStatus::Unavailable { reason } => VpaView {
+                state: VpaState::Unavailable,
+                name: None,
+                low_confidence: false,
+                reason: Some(reason.clone()),
+                containers: Vec::new(),
+            },
+        }
+    }
+
+    /// The recommendation for `container`, if any.
+    pub fn container(&self, container: &str) -> Option<&VpaContainerView> {
+        self.containers.iter().find(|c| c.container == container)
+    }
+}
+
 impl ReportView {
     pub fn build(run: &Run, verdict: &Verdict, policy: &Policy) -> ReportView {
         let stages = run
@@ -133,6 +231,9 @@ impl ReportView {
             })
             .collect();
 
+        // Only what the policy compares with is reported.
+        let vpa = policy.vpa.and(run.vpa.as_ref()).map(VpaView::from_status);
+
         let containers = group_containers(run)
             .iter()
             .map(|g| {
@@ -146,6 +247,7 @@ impl ReportView {
                 {
                     worst(&mut results, f);
                 }
+                let rec = vpa.as_ref().and_then(|v| v.container(g.name));
                 ContainerRow {
                     container: g.name.to_string(),
                     limit,
@@ -161,6 +263,9 @@ impl ReportView {
                     pods: g.pods().into_iter().map(String::from).collect(),
                     resolution_seconds: run.memory.interval.as_secs_f64(),
                     results,
+                    vpa_target: rec.and_then(|r| r.target),
+                    vpa_lower: rec.and_then(|r| r.lower),
+                    vpa_upper: rec.and_then(|r| r.upper),
                 }
             })
             .collect();
@@ -175,6 +280,7 @@ impl ReportView {
 
         ReportView {
             scenario: run.scenario.clone(),
+            workload: run.workload.clone(),
             outcome: verdict.outcome,
             exit_code: verdict.exit_code(),
             started_at: run.started_at,
@@ -195,6 +301,8 @@ impl ReportView {
                 notes: run.memory.notes.clone(),
             },
             policy: policy.clone(),
+            vpa,
+            notes: run.notes.clone(),
         }
     }
 
@@ -278,6 +386,33 @@ mod tests {
     use super::*;
     use crate::judge::evaluate;
     use crate::judge::fixtures::*;
+    use crate::model::{LowConfidencePolicy, VpaContainer, VpaRule};
+
+    /// `policy.vpa` with ±20 % and the default low-confidence handling.
+    pub(super) fn vpa_policy() -> Policy {
+        Policy {
+            vpa: Some(VpaRule {
+                tolerance: 0.2,
+                low_confidence: LowConfidencePolicy::Warn,
+            }),
+            ..Policy::default()
+        }
+    }
+
+    /// VPA `name` recommending 512 MiB (256 MiB – 1 GiB, uncapped 600 MiB) for `app` only.
+    pub(super) fn recommendation(name: &str, low_confidence: bool) -> VpaStatus {
+        VpaStatus::Recommendation {
+            name: name.into(),
+            low_confidence,
+            containers: vec![VpaContainer {
+                container: "app".into(),
+                target: Some(512 * MIB),
+                lower_bound: Some(256 * MIB),
+                upper_bound: Some(GIB),
+                uncapped_target: Some(600 * MIB),
+            }],
+        }
+    }
 
     #[test]
     fn sanitize_keeps_clean_strings_borrowed() {
@@ -329,6 +464,69 @@ mod tests {
         assert_eq!(app.results.len(), 4);
         assert_eq!(view.run_results.get(&Rule::Coverage), Some(&Severity::Pass));
         assert_eq!(view.memory.coverage, 1.0);
+        assert_eq!(view.workload, "deployment/web in staging");
+        assert_eq!(view.vpa, None);
+        assert_eq!(app.vpa_target, None);
+    }
+
+    #[test]
+    fn carries_the_vpa_recommendation_per_container_and_the_notes() {
+        let mut run = healthy_run();
+        run.vpa = Some(recommendation("web", false));
+        run.notes = vec!["pod web-7d9f-a1b2c has a different limit".into()];
+        let policy = vpa_policy();
+        let verdict = evaluate(&policy, &run);
+        let view = ReportView::build(&run, &verdict, &policy);
+        let vpa = view.vpa.as_ref().unwrap();
+        assert_eq!(vpa.state, VpaState::Recommendation);
+        assert_eq!(vpa.name.as_deref(), Some("web"));
+        assert!(!vpa.low_confidence);
+        assert_eq!(vpa.reason, None);
+        assert_eq!(vpa.containers[0].uncapped_target, Some(600 * MIB));
+        let app = &view.containers[0];
+        assert_eq!(app.vpa_target, Some(512 * MIB));
+        assert_eq!(app.vpa_lower, Some(256 * MIB));
+        assert_eq!(app.vpa_upper, Some(GIB));
+        // 610 MiB is 19 % above 512 MiB: within the tolerance; the request is exactly the target.
+        assert_eq!(app.results.get(&Rule::VpaPeak), Some(&Severity::Pass));
+        assert_eq!(app.results.get(&Rule::VpaRequest), Some(&Severity::Pass));
+        let sidecar = &view.containers[1];
+        assert_eq!(
+            (sidecar.vpa_target, sidecar.vpa_lower, sidecar.vpa_upper),
+            (None, None, None)
+        );
+        assert_eq!(
+            view.run_results.get(&Rule::VpaLowConfidence),
+            Some(&Severity::Pass)
+        );
+        assert_eq!(view.notes, run.notes);
+
+        // Without policy.vpa the VPA is not reported, even when one was read.
+        let policy = Policy::default();
+        let view = ReportView::build(&run, &evaluate(&policy, &run), &policy);
+        assert_eq!(view.vpa, None);
+        assert_eq!(view.containers[0].vpa_target, None);
+    }
+
+    #[test]
+    fn flattens_a_vpa_without_recommendation() {
+        let mut run = healthy_run();
+        let policy = vpa_policy();
+        run.vpa = Some(VpaStatus::NoRecommendation { name: "web".into() });
+        let view = ReportView::build(&run, &evaluate(&policy, &run), &policy);
+        let vpa = view.vpa.unwrap();
+        assert_eq!(vpa.state, VpaState::NoRecommendation);
+        assert_eq!(vpa.name.as_deref(), Some("web"));
+        assert!(vpa.containers.is_empty());
+        run.vpa = Some(VpaStatus::Unavailable {
+            reason: "the CRD is not installed".into(),
+        });
+        let view = ReportView::build(&run, &evaluate(&policy, &run), &policy);
+        let vpa = view.vpa.unwrap();
+        assert_eq!(vpa.state, VpaState::Unavailable);
+        assert_eq!(vpa.name, None);
+        assert_eq!(vpa.reason.as_deref(), Some("the CRD is not installed"));
+        assert!(view.containers.iter().all(|c| c.vpa_target.is_none()));
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! The human summary printed at the end of a run: the verdict line first, then one row per
-//! container (limit, allowed peak, peak with pod, time and stage) and its result per rule, the
-//! load numbers, the memory source and its caveats, and the findings worth reading (fails first).
+//! The human summary printed at the end of a run: the verdict line first (then the workload and
+//! the run's notes), then one row per container (limit, allowed peak, peak, VPA target when there
+//! is one, peak time with pod and stage) with the VPA's state when it says something to mind, and
+//! each container's result per rule, the load numbers, the memory source and its caveats, and the
+//! findings worth reading (fails first).
 //! Columns are aligned by hand; color is the caller's decision (off for NO_COLOR or a non-TTY).
 //! Every string from outside goes through `sanitize_terminal`.
 
 use std::io::{self, Write};
 
-use super::{sanitize_terminal, ReportView, Reporter};
+use super::{sanitize_terminal, ReportView, Reporter, VpaState};
 use crate::judge::{clock, format_ms, format_share};
-use crate::model::{Outcome, PeakSource, Rule, Severity};
+use crate::model::{LowConfidencePolicy, Outcome, PeakSource, Rule, Severity};
 use crate::units::{format_bytes, format_duration, format_percent};
 
 /// Writes the human summary, with ANSI colors when `color` is set.
@@ -209,12 +211,18 @@ impl TerminalReporter {
             plural(view.stages.len(), "stage", "stages"),
             view.exit_code
         )?;
+        if !view.workload.trim().is_empty() {
+            writeln!(out, "  workload: {}", clean(view.workload.trim()))?;
+        }
         if let Some(reason) = &view.ended_early {
             writeln!(
                 out,
                 "  {}",
                 self.paint(&format!("ended early: {}", clean(reason)), YELLOW)
             )?;
+        }
+        for note in &view.notes {
+            writeln!(out, "  note: {}", clean(note))?;
         }
         Ok(())
     }
@@ -228,19 +236,19 @@ impl TerminalReporter {
             ),
         )?;
         if view.containers.is_empty() {
-            return writeln!(out, "  {}", self.paint("no container was measured", YELLOW));
+            writeln!(out, "  {}", self.paint("no container was measured", YELLOW))?;
+            return self.vpa(view, out);
         }
-        let mut rows = vec![[
-            "CONTAINER",
-            "LIMIT",
-            "ALLOWED",
-            "PEAK",
-            "OF LIMIT",
-            "PEAK AT",
-        ]
-        .into_iter()
-        .map(|h| styled(h, DIM))
-        .collect::<Vec<_>>()];
+        let vpa_column = view.containers.iter().any(|c| c.vpa_target.is_some());
+        let mut header = vec!["CONTAINER", "LIMIT", "ALLOWED", "PEAK", "OF LIMIT"];
+        if vpa_column {
+            header.push("VPA TARGET");
+        }
+        header.push("PEAK AT");
+        let mut rows = vec![header
+            .into_iter()
+            .map(|h| styled(h, DIM))
+            .collect::<Vec<_>>()];
         for c in &view.containers {
             let limit = match (c.limit, c.limit_spread) {
                 (None, _) => styled("none", YELLOW),
@@ -280,7 +288,7 @@ impl TerminalReporter {
                     at.push_str(&format!("  ({})", extra.join(", ")));
                 }
             }
-            rows.push(vec![
+            let mut row = vec![
                 cell(clean(&c.container)),
                 limit,
                 cell(
@@ -294,10 +302,23 @@ impl TerminalReporter {
                         .map(format_share)
                         .unwrap_or_else(|| "—".into()),
                 ),
-                cell(at),
-            ]);
+            ];
+            if vpa_column {
+                let style = match c.results.get(&Rule::VpaPeak) {
+                    Some(Severity::Fail) => Some(RED),
+                    Some(Severity::Warn) => Some(YELLOW),
+                    _ => None,
+                };
+                row.push(Cell {
+                    text: c.vpa_target.map(format_bytes).unwrap_or_else(|| "—".into()),
+                    style: c.vpa_target.and(style),
+                });
+            }
+            row.push(cell(at));
+            rows.push(row);
         }
         self.table(out, &rows)?;
+        self.vpa(view, out)?;
 
         let rules = view.container_rules();
         writeln!(out)?;
@@ -326,6 +347,46 @@ impl TerminalReporter {
             writeln!(out, "  run-wide: {}", results.join(", "))?;
         }
         Ok(())
+    }
+
+    /// One line under the memory table when the VPA's state needs minding: no recommendation
+    /// (yet), unavailable, low confidence, or no recommendation for any measured container.
+    fn vpa(&self, view: &ReportView, out: &mut dyn Write) -> io::Result<()> {
+        let Some(vpa) = &view.vpa else {
+            return Ok(());
+        };
+        let name = match &vpa.name {
+            Some(n) => format!("VPA {}", clean(n)),
+            None => "VPA".to_string(),
+        };
+        let line = match vpa.state {
+            VpaState::NoRecommendation => {
+                format!("{name}: no recommendation yet (needs days of history)")
+            }
+            VpaState::Unavailable => format!(
+                "{name} unavailable: {}",
+                clean(vpa.reason.as_deref().unwrap_or("unknown reason"))
+            ),
+            VpaState::Recommendation => {
+                let mut parts = Vec::new();
+                if vpa.low_confidence {
+                    let effect = match view.policy.vpa.map(|r| r.low_confidence) {
+                        Some(LowConfidencePolicy::Judge) => "VPA findings are judged as usual",
+                        Some(LowConfidencePolicy::Ignore) => "VPA rules are skipped",
+                        Some(LowConfidencePolicy::Warn) | None => "VPA findings only warn",
+                    };
+                    parts.push(format!("low confidence (short history); {effect}"));
+                }
+                if !view.containers.iter().any(|c| c.vpa_target.is_some()) {
+                    parts.push("no memory target for any measured container".to_string());
+                }
+                if parts.is_empty() {
+                    return Ok(());
+                }
+                format!("{name}: {}", parts.join("; "))
+            }
+        };
+        writeln!(out, "  {}", self.paint(&line, YELLOW))
     }
 
     fn load(&self, view: &ReportView, out: &mut dyn Write) -> io::Result<()> {

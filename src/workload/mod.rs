@@ -1,5 +1,8 @@
 //! What is measured: a local service oomgate starts itself under a memory cgroup (`local.rs`),
 //! with its limit optionally read offline from a Kubernetes manifest (`manifest.rs`).
 
+pub mod kubernetes;
 pub mod local;
 pub mod manifest;
+pub mod restarts;
+pub mod vpa;

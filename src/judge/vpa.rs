@@ -1,0 +1,331 @@
+//! VPA rules, judged only when the policy asks for them (`policy.vpa`): `vpa-peak` (the measured
+//! peak against the VPA's memory target: fail above the tolerance, warn below it), `vpa-request`
+//! (the container's memory request against the target, either way) and `vpa-low-confidence`
+//! (a VPA still short of history; its rules then only warn unless the policy says otherwise).
+//! A VPA that is missing or has no recommendation yet is a warning, never a failure.
+
+use super::{finding, format_byte_pair, group_containers, when};
+use crate::model::{
+    Finding, LowConfidencePolicy, Policy, Rule, Run, Severity, VpaContainer, VpaStatus,
+};
+use crate::units::{format_bytes, format_percent};
+
+pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
+    let Some(rule) = policy.vpa else {
+        return Vec::new();
+    };
+    let (name, low_confidence, recs) = match &run.vpa {
+        None => return Vec::new(),
+        Some(VpaStatus::Unavailable { reason }) => {
+            return vec![finding(
+                Rule::VpaPeak,
+                Severity::Warn,
+                format!("VPA comparison skipped: {reason}"),
+            )]
+        }
+        Some(VpaStatus::NoRecommendation { name }) => {
+            return vec![finding(
+                Rule::VpaPeak,
+                Severity::Warn,
+                format!(
+                    "VPA {name} has no recommendation yet: the recommender needs days of usage history \
+                     (it weighs 8 days with a 24 h half-life); the VPA rules are skipped"
+                ),
+            )]
+        }
+        Some(VpaStatus::Recommendation { name, low_confidence, containers }) => {
+            (name.as_str(), *low_confidence, containers)
+        }
+    };
+    let mut out = Vec::new();
+    // What a finding that would fail becomes.
+    let fail = if low_confidence {
+        match rule.low_confidence {
+            LowConfidencePolicy::Judge => Severity::Fail,
+            LowConfidencePolicy::Warn => Severity::Warn,
+            LowConfidencePolicy::Ignore => {
+                out.push(finding(
+                    Rule::VpaLowConfidence,
+                    Severity::Warn,
+                    format!("VPA {name} reports LowConfidence (short history); the VPA rules are skipped as policy.vpa.low_confidence says"),
+                ));
+                return out;
+            }
+        }
+    } else {
+        Severity::Fail
+    };
+    out.push(if low_confidence {
+        finding(
+            Rule::VpaLowConfidence,
+            Severity::Warn,
+            format!(
+                "VPA {name} reports LowConfidence: its recommendation rests on little history and its bounds are widened; \
+                 VPA findings only warn until it is confident"
+            ),
+        )
+    } else {
+        finding(
+            Rule::VpaLowConfidence,
+            Severity::Pass,
+            format!("VPA {name} is confident in its recommendation"),
+        )
+    });
+    let tol = rule.tolerance;
+    for g in group_containers(run) {
+        let Some(rec) = recs.iter().find(|r| r.container == g.name) else {
+            continue;
+        };
+        let Some(target) = rec.target else { continue };
+        if let Some(peak) = g.peak() {
+            out.push(vpa_peak(
+                run, g.name, peak.pod, peak.bytes, peak.at, rec, target, tol, fail,
+            ));
+        }
+        if let Some(request) = g.request() {
+            out.push(vpa_request(g.name, request, target, tol, fail));
+        }
+    }
+    out
+}
+
+fn share(observed: u64, target: u64) -> f64 {
+    observed as f64 / target.max(1) as f64 - 1.0
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vpa_peak(
+    run: &Run,
+    container: &str,
+    pod: &str,
+    peak: u64,
+    at: crate::model::Timestamp,
+    rec: &VpaContainer,
+    target: u64,
+    tol: f64,
+    fail: Severity,
+) -> Finding {
+    let d = share(peak, target);
+    let (p, t) = format_byte_pair(peak, target);
+    let upper = rec
+        .upper_bound
+        .map(|u| format!(", upper bound {}", format_bytes(u)))
+        .unwrap_or_default();
+    let (severity, message) = if d > tol {
+        let beyond = match rec.upper_bound {
+            Some(u) if peak > u => " and beyond its upper bound",
+            _ => "",
+        };
+        (
+            fail,
+            format!(
+                "{container}: peak {p} at {} is {} above the VPA target {t}{beyond} (tolerance {}{upper}): \
+                 this change needs more memory than production history says, or the load is heavier than production",
+                when(run, at),
+                format_percent((d * 1000.0).round() / 1000.0),
+                format_percent(tol)
+            ),
+        )
+    } else if d < -tol {
+        (
+            Severity::Warn,
+            format!(
+                "{container}: peak {p} is {} below the VPA target {t} (tolerance {}): the load may be lighter than production",
+                format_percent((-d * 1000.0).round() / 1000.0),
+                format_percent(tol)
+            ),
+        )
+    } else {
+        (
+            Severity::Pass,
+            format!(
+                "{container}: peak {p} is within {} of the VPA target {t}{upper}",
+                format_percent(tol)
+            ),
+        )
+    };
+    let mut f = finding(Rule::VpaPeak, severity, message);
+    f.container = Some(container.to_string());
+    f.pod = Some(pod.to_string());
+    f.observed = Some(peak as f64);
+    f.threshold = Some(target as f64);
+    f.at = Some(at);
+    f
+}
+
+fn vpa_request(container: &str, request: u64, target: u64, tol: f64, fail: Severity) -> Finding {
+    let d = share(request, target);
+    let (r, t) = format_byte_pair(request, target);
+    let (severity, message) = if d.abs() > tol {
+        let dir = if d > 0.0 { "above" } else { "below" };
+        (
+            fail,
+            format!(
+                "{container}: memory request {r} is {} {dir} the VPA target {t} (tolerance {}): set resources.requests.memory to about {t}",
+                format_percent((d.abs() * 1000.0).round() / 1000.0),
+                format_percent(tol)
+            ),
+        )
+    } else {
+        (
+            Severity::Pass,
+            format!(
+                "{container}: memory request {r} is within {} of the VPA target {t}",
+                format_percent(tol)
+            ),
+        )
+    };
+    let mut f = finding(Rule::VpaRequest, severity, message);
+    f.container = Some(container.to_string());
+    f.observed = Some(request as f64);
+    f.threshold = Some(target as f64);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::model::VpaRule;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn policy(lc: LowConfidencePolicy) -> Policy {
+        Policy {
+            vpa: Some(VpaRule {
+                tolerance: 0.2,
+                low_confidence: lc,
+            }),
+            ..Policy::default()
+        }
+    }
+
+    fn rec(target: u64, low_confidence: bool) -> VpaStatus {
+        VpaStatus::Recommendation {
+            name: "web".into(),
+            low_confidence,
+            containers: vec![VpaContainer {
+                container: "app".into(),
+                target: Some(target),
+                lower_bound: Some(target / 2),
+                upper_bound: Some(target * 2),
+                uncapped_target: Some(target),
+            }],
+        }
+    }
+
+    fn run_with(peak: u64, request: Option<u64>, vpa: VpaStatus) -> Run {
+        let mut run = healthy_run();
+        run.containers = vec![series("web-1", "app", Some(4096 * MIB), peak)];
+        run.containers[0].request = request;
+        run.vpa = Some(vpa);
+        run
+    }
+
+    fn sev(fs: &[Finding], rule: Rule) -> Vec<Severity> {
+        fs.iter()
+            .filter(|f| f.rule == rule)
+            .map(|f| f.severity)
+            .collect()
+    }
+
+    #[test]
+    fn peak_above_target_fails_below_warns_within_passes() {
+        let p = policy(LowConfidencePolicy::Warn);
+        let fs = check(&p, &run_with(700 * MIB, None, rec(512 * MIB, false)));
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Fail]);
+        let msg = &fs.iter().find(|f| f.rule == Rule::VpaPeak).unwrap().message;
+        assert!(msg.contains("above the VPA target 512 MiB"), "{msg}");
+        let fs = check(&p, &run_with(300 * MIB, None, rec(512 * MIB, false)));
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Warn]);
+        let fs = check(&p, &run_with(550 * MIB, None, rec(512 * MIB, false)));
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Pass]);
+    }
+
+    #[test]
+    fn far_above_upper_bound_says_so() {
+        let p = policy(LowConfidencePolicy::Warn);
+        let fs = check(&p, &run_with(2000 * MIB, None, rec(512 * MIB, false)));
+        let f = fs.iter().find(|f| f.rule == Rule::VpaPeak).unwrap();
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(
+            f.message.contains("beyond its upper bound"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn request_far_from_target_fails() {
+        let p = policy(LowConfidencePolicy::Warn);
+        let fs = check(
+            &p,
+            &run_with(500 * MIB, Some(256 * MIB), rec(512 * MIB, false)),
+        );
+        let f = fs.iter().find(|f| f.rule == Rule::VpaRequest).unwrap();
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(
+            f.message
+                .contains("256 MiB is 50% below the VPA target 512 MiB"),
+            "{}",
+            f.message
+        );
+        let fs = check(
+            &p,
+            &run_with(500 * MIB, Some(480 * MIB), rec(512 * MIB, false)),
+        );
+        assert_eq!(sev(&fs, Rule::VpaRequest), vec![Severity::Pass]);
+    }
+
+    #[test]
+    fn low_confidence_turns_failures_into_warnings() {
+        let fs = check(
+            &policy(LowConfidencePolicy::Warn),
+            &run_with(2000 * MIB, Some(100 * MIB), rec(512 * MIB, true)),
+        );
+        assert!(fs.iter().all(|f| f.severity <= Severity::Warn), "{fs:#?}");
+        assert_eq!(sev(&fs, Rule::VpaLowConfidence), vec![Severity::Warn]);
+        let fs = check(
+            &policy(LowConfidencePolicy::Judge),
+            &run_with(2000 * MIB, None, rec(512 * MIB, true)),
+        );
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Fail]);
+        let fs = check(
+            &policy(LowConfidencePolicy::Ignore),
+            &run_with(2000 * MIB, None, rec(512 * MIB, true)),
+        );
+        assert!(sev(&fs, Rule::VpaPeak).is_empty());
+    }
+
+    #[test]
+    fn missing_or_young_vpa_only_warns() {
+        let p = policy(LowConfidencePolicy::Warn);
+        let fs = check(
+            &p,
+            &run_with(
+                2000 * MIB,
+                None,
+                VpaStatus::NoRecommendation { name: "web".into() },
+            ),
+        );
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Warn]);
+        assert!(fs[0].message.contains("days"), "{}", fs[0].message);
+        let fs = check(
+            &p,
+            &run_with(
+                2000 * MIB,
+                None,
+                VpaStatus::Unavailable {
+                    reason: "the CRD is not installed".into(),
+                },
+            ),
+        );
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Warn]);
+        // Without policy.vpa nothing is said.
+        assert!(check(
+            &Policy::default(),
+            &run_with(1, None, rec(512 * MIB, false))
+        )
+        .is_empty());
+    }
+}

@@ -1,0 +1,312 @@
+//! A Kubernetes workload for a run, and its preflight (`oomgate check`): connect with the
+//! kubeconfig or the in-cluster service account, resolve the workload to its pods and their
+//! limits, read the VPA, pick the memory source (metrics API or Prometheus), and follow the pods
+//! with a watcher for the whole run (new pods are measured, gone pods keep their samples,
+//! restarts and OOM kills become events).
+
+use std::io::Write;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+
+use super::{measure, Prepared, RunContext, RunResult, WorkloadEvent};
+use crate::cluster::{self, ClusterAccess};
+use crate::memory::metrics_api::MetricsApiSource;
+use crate::memory::prometheus::{PrometheusClient, PrometheusSource};
+use crate::memory::sampler::Sampler;
+use crate::memory::MemorySource;
+use crate::model::VpaStatus;
+use crate::scenario::{KubernetesSpec, Scenario, SourceKind, WorkloadRef};
+use crate::units::{format_bytes, format_duration};
+use crate::workload::kubernetes::{self as k8s, PodInfo, ResolvedWorkload};
+use crate::workload::restarts::{watch_restarts, WatchUpdate};
+use crate::workload::vpa::read_vpa;
+
+/// The containers of a pod that are measured, as (name, limit, request).
+fn measured(pod: &PodInfo, filter: &[String]) -> Vec<(String, Option<u64>, Option<u64>)> {
+    pod.containers
+        .iter()
+        .filter(|c| filter.is_empty() || filter.contains(&c.name))
+        .map(|c| (c.name.clone(), c.limit, c.request))
+        .collect()
+}
+
+async fn read_vpa_for(
+    client: &kube::Client,
+    sc: &Scenario,
+    k: &KubernetesSpec,
+) -> Option<VpaStatus> {
+    let policy = sc.vpa.as_ref()?;
+    let (kind, name) = match &k.workload {
+        WorkloadRef::Deployment(n) => ("Deployment", n.as_str()),
+        WorkloadRef::StatefulSet(n) => ("StatefulSet", n.as_str()),
+        WorkloadRef::DaemonSet(n) => ("DaemonSet", n.as_str()),
+        WorkloadRef::Selector(_) if policy.name.is_none() => {
+            return Some(VpaStatus::Unavailable {
+                reason: "a workload given by selector has no controller a VPA could target: name the VPA with policy.vpa.name"
+                    .into(),
+            })
+        }
+        WorkloadRef::Selector(_) => ("", ""),
+    };
+    Some(read_vpa(client, &k.namespace, policy.name.as_deref(), kind, name).await)
+}
+
+fn memory_source(
+    sc: &Scenario,
+    client: &kube::Client,
+    k: &KubernetesSpec,
+    resolved: &ResolvedWorkload,
+    pods: Arc<RwLock<Vec<String>>>,
+) -> Result<Box<dyn MemorySource>> {
+    Ok(match sc.memory.source {
+        SourceKind::MetricsApi => Box::new(MetricsApiSource::new(
+            client.clone(),
+            k.namespace.clone(),
+            resolved.selector.clone(),
+            k.containers.clone(),
+        )),
+        SourceKind::Prometheus => {
+            let spec = sc
+                .memory
+                .prometheus
+                .as_ref()
+                .context("memory.prometheus is missing")?;
+            let token = match &spec.bearer_token_env {
+                Some(var) => Some(std::env::var(var).with_context(|| {
+                    format!("memory.prometheus.bearer_token_env names {var}, which is not set")
+                })?),
+                None => None,
+            };
+            let client =
+                PrometheusClient::new(spec, token).context("setting up the Prometheus client")?;
+            Box::new(PrometheusSource::new(
+                client,
+                spec.query.clone(),
+                k.namespace.clone(),
+                pods,
+                k.containers.clone(),
+            ))
+        }
+        SourceKind::Cgroup => anyhow::bail!("the cgroup source measures local workloads only"),
+    })
+}
+
+pub(super) async fn execute(
+    sc: &Scenario,
+    k: &KubernetesSpec,
+    ctx: &RunContext,
+    target_url: &str,
+) -> Result<RunResult> {
+    let client = cluster::connect(&ctx.access).await?;
+    let resolved = k8s::resolve(&client, k).await?;
+    log::info!(
+        "{} in {}: {} pods ({})",
+        resolved.description,
+        resolved.namespace,
+        resolved.pods.len(),
+        resolved
+            .pods
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for note in &resolved.notes {
+        log::warn!("{note}");
+    }
+    let vpa = read_vpa_for(&client, sc, k).await;
+    let pods = Arc::new(RwLock::new(
+        resolved
+            .pods
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>(),
+    ));
+    let mut source = memory_source(sc, &client, k, &resolved, Arc::clone(&pods))?;
+    // A source that cannot answer now is said loudly; the run goes on and coverage decides.
+    if let Err(e) = source.poll().await {
+        log::warn!("the {} memory source does not answer: {e}", source.name());
+    }
+    let mut sampler = Sampler::new();
+    let mut allowed = Vec::new();
+    for pod in &resolved.pods {
+        for (c, limit, request) in measured(pod, &k.containers) {
+            if let Some(l) = limit {
+                allowed.push((c.clone(), crate::judge::allowed_peak(l, sc.policy.headroom)));
+            }
+            sampler.declare(&pod.name, &c, limit, request);
+        }
+    }
+    allowed.dedup_by(|a, b| a.0 == b.0);
+    let (mut updates, watch_task) = watch_restarts(
+        client.clone(),
+        k.namespace.clone(),
+        resolved.selector.clone(),
+        &resolved.pods,
+    );
+    let (tx, rx) = mpsc::channel(64);
+    let filter = k.containers.clone();
+    let pods_for_task = Arc::clone(&pods);
+    let forward = tokio::spawn(async move {
+        while let Some(u) = updates.recv().await {
+            let ev = match u {
+                WatchUpdate::PodSeen(p) => {
+                    if let Ok(mut names) = pods_for_task.write() {
+                        if !names.contains(&p.name) {
+                            names.push(p.name.clone());
+                        }
+                    }
+                    WorkloadEvent::PodSeen {
+                        containers: measured(&p, &filter),
+                        pod: p.name,
+                    }
+                }
+                WatchUpdate::PodGone(name) => WorkloadEvent::PodGone(name),
+                WatchUpdate::Restart(e) if filter.is_empty() || filter.contains(&e.container) => {
+                    WorkloadEvent::Restart(e)
+                }
+                WatchUpdate::Restart(e) => {
+                    log::info!(
+                        "{} in pod {} restarted; it is not a measured container",
+                        e.container,
+                        e.pod
+                    );
+                    continue;
+                }
+                WatchUpdate::Error(e) => WorkloadEvent::Error(e),
+            };
+            if tx.send(ev).await.is_err() {
+                return;
+            }
+        }
+    });
+    let prepared = Prepared {
+        source,
+        sampler,
+        events: rx,
+        stop_on_oom: sc.stop_on_oom,
+        limit_enforced: true,
+        notes: resolved.notes.clone(),
+        workload: format!("{} in {}", resolved.description, resolved.namespace),
+        vpa,
+        allowed,
+    };
+    let result = measure(sc, target_url, prepared).await;
+    watch_task.abort();
+    forward.abort();
+    result
+}
+
+/// `oomgate check` for a Kubernetes scenario: every missing piece is an error (exit 2).
+pub async fn check(
+    sc: &Scenario,
+    k: &KubernetesSpec,
+    access: &ClusterAccess,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let client = cluster::connect(access).await?;
+    let version = cluster::probe(&client).await?;
+    writeln!(out, "  cluster: reachable, Kubernetes {version}")?;
+    let resolved = k8s::resolve(&client, k).await?;
+    writeln!(
+        out,
+        "  workload: {} in namespace {} (selector {})",
+        resolved.description, resolved.namespace, resolved.selector
+    )?;
+    let vpa = read_vpa_for(&client, sc, k).await;
+    for pod in &resolved.pods {
+        writeln!(
+            out,
+            "    pod {}{}",
+            pod.name,
+            if pod.ready { "" } else { " (not ready)" }
+        )?;
+        for (c, limit, request) in measured(pod, &k.containers) {
+            let target = match &vpa {
+                Some(VpaStatus::Recommendation { containers, .. }) => containers
+                    .iter()
+                    .find(|r| r.container == c)
+                    .and_then(|r| r.target)
+                    .map(format_bytes),
+                _ => None,
+            };
+            writeln!(
+                out,
+                "      container {c}: limit {}, allowed peak {}, request {}, VPA target {}",
+                limit.map(format_bytes).unwrap_or_else(|| "none".into()),
+                limit
+                    .map(|l| format_bytes(crate::judge::allowed_peak(l, sc.policy.headroom)))
+                    .unwrap_or_else(|| "-".into()),
+                request.map(format_bytes).unwrap_or_else(|| "none".into()),
+                target.unwrap_or_else(|| "-".into())
+            )?;
+        }
+    }
+    for note in &resolved.notes {
+        writeln!(out, "  note: {note}")?;
+    }
+    match &vpa {
+        None => {}
+        Some(VpaStatus::Recommendation {
+            name,
+            low_confidence,
+            ..
+        }) => writeln!(
+            out,
+            "  VPA {name}: recommendation present{}",
+            if *low_confidence {
+                " (LowConfidence: VPA findings will only warn)"
+            } else {
+                ""
+            }
+        )?,
+        Some(VpaStatus::NoRecommendation { name }) => writeln!(
+            out,
+            "  VPA {name}: no recommendation yet (the recommender needs days of history)"
+        )?,
+        Some(VpaStatus::Unavailable { reason }) => writeln!(out, "  VPA: {reason}")?,
+    }
+    let pods = Arc::new(RwLock::new(
+        resolved
+            .pods
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>(),
+    ));
+    let mut source = memory_source(sc, &client, k, &resolved, pods)?;
+    let resolution = match sc.memory.source {
+        SourceKind::MetricsApi => {
+            "metrics-server refreshes every 15–60 s (its --metric-resolution)"
+        }
+        SourceKind::Prometheus => "as fine as Prometheus's scrape interval",
+        SourceKind::Cgroup => "",
+    };
+    writeln!(
+        out,
+        "  memory: {} source, sampled every {}; resolution {resolution}",
+        sc.memory.source,
+        format_duration(sc.memory.interval)
+    )?;
+    let sample = source.poll().await.map_err(|e| {
+        anyhow::anyhow!("the {} memory source gives no data: {e}", sc.memory.source)
+    })?;
+    if sample.is_empty() {
+        anyhow::bail!(
+            "the {} memory source answered but has no data for these pods yet (metrics-server lists a pod only after two scrapes; try again in a minute)",
+            sc.memory.source
+        );
+    }
+    for o in &sample {
+        writeln!(
+            out,
+            "    live sample: {}/{} working set {} at {}",
+            o.pod,
+            o.container,
+            format_bytes(o.working_set),
+            o.at.format("%H:%M:%S")
+        )?;
+    }
+    Ok(())
+}
