@@ -200,6 +200,9 @@ impl TerminalReporter {
             self.paint(word, style),
             self.paint(&clean(&view.scenario), BOLD)
         )?;
+        if !view.workload.trim().is_empty() {
+            writeln!(out, "  workload: {}", clean(view.workload.trim()))?;
+        }
         writeln!(
             out,
             "  {} → {} UTC ({}), {}, exit code {}",
@@ -211,9 +214,6 @@ impl TerminalReporter {
             plural(view.stages.len(), "stage", "stages"),
             view.exit_code
         )?;
-        if !view.workload.trim().is_empty() {
-            writeln!(out, "  workload: {}", clean(view.workload.trim()))?;
-        }
         if let Some(reason) = &view.ended_early {
             writeln!(
                 out,

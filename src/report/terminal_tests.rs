@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use super::tests::{recommendation, vpa_policy};
 use super::{ReportView, Reporter, TerminalReporter};
 use crate::judge::evaluate;
 use crate::judge::fixtures::*;
-use crate::model::{Policy, RestartReason, Run};
+use crate::model::{LowConfidencePolicy, Policy, RestartReason, Run, VpaRule, VpaStatus};
 
 fn render(run: &Run, policy: &Policy, color: bool) -> String {
     let verdict = evaluate(policy, run);
@@ -51,6 +52,11 @@ fn a_pass_starts_with_the_verdict_and_shows_the_numbers() {
     }
     assert!(!out.contains('\x1b'));
     assert!(!out.contains("LIMIT NOT ENFORCED"));
+    assert_eq!(
+        out.lines().nth(1),
+        Some("  workload: deployment/web in staging")
+    );
+    assert!(!out.contains("VPA"), "no VPA without policy.vpa");
 }
 
 #[test]
@@ -143,8 +149,11 @@ fn names_from_outside_are_sanitized() {
     spike(&mut run.containers[0], t(12, 2, 0), 950 * MIB);
     run.memory.notes = vec!["note\x1b[31m red\nsecond line".into()];
     run.ended_early = Some("killed\x1b[A".into());
+    run.workload = "deployment/web\x1b[8m in\nstaging".into();
+    run.notes = vec!["pods\x1b[1A differ\u{202E}".into()];
+    run.vpa = Some(recommendation("web\x1b[2K\x1b[1Gvpa", true));
     for color in [false, true] {
-        let out = render(&run, &Policy::default(), color);
+        let out = render(&run, &vpa_policy(), color);
         // Only the reporter's own styles may remain.
         let mut rest = out.clone();
         for own in [
@@ -164,6 +173,12 @@ fn names_from_outside_are_sanitized() {
         assert!(out.contains("web\u{FFFD}]0;title\u{FFFD}-1"));
         assert!(out.contains("side\u{FFFD}car"));
         assert!(out.contains("note\u{FFFD}[31m red\u{FFFD}second line"));
+        assert!(out.contains("workload: deployment/web\u{FFFD}[8m in\u{FFFD}staging"));
+        assert!(out.contains("note: pods\u{FFFD}[1A differ\u{FFFD}"));
+        assert!(
+            out.contains("VPA web\u{FFFD}[2K\u{FFFD}[1Gvpa: low confidence"),
+            "{out}"
+        );
         assert!(out.lines().all(|l| !l.starts_with("PASS")));
     }
 }
@@ -195,4 +210,115 @@ fn no_limit_and_kernel_peak_are_shown() {
     assert!(row.contains("kernel peak counter"));
     assert!(!row.contains("pod local"), "a single pod is not named");
     assert!(out.contains("✗ app: no memory limit is set"));
+}
+
+fn with_vpa(vpa: VpaStatus) -> Run {
+    let mut run = healthy_run();
+    run.vpa = Some(vpa);
+    run
+}
+
+#[test]
+fn a_vpa_recommendation_adds_a_target_column_and_vpa_results() {
+    let mut run = with_vpa(recommendation("web", false));
+    spike(&mut run.containers[2], t(12, 4, 30), 700 * MIB);
+    run.notes = vec!["pod web-7d9f-a1b2c has a different limit".into()];
+    let out = render(&run, &vpa_policy(), false);
+    println!("{out}");
+    let header = out.lines().find(|l| l.contains("CONTAINER")).unwrap();
+    assert!(header.contains("OF LIMIT  VPA TARGET  PEAK AT"), "{header}");
+    let col = |line: &str, needle: &str| line.find(needle).map(|b| line[..b].chars().count());
+    let target = col(header, "VPA TARGET").unwrap();
+    let app = out.lines().find(|l| l.starts_with("  app ")).unwrap();
+    let sidecar = out.lines().find(|l| l.starts_with("  sidecar ")).unwrap();
+    assert_eq!(col(app, "512 MiB"), Some(target), "{app}");
+    assert_eq!(col(sidecar, "—  "), Some(target), "{sidecar}");
+    let results = out.lines().find(|l| l.contains("RESULTS")).unwrap();
+    assert!(results.contains("VPA-PEAK"), "{results}");
+    assert!(results.contains("VPA-REQUEST"), "{results}");
+    let app_results = out
+        .lines()
+        .filter(|l| l.starts_with("  app "))
+        .nth(1)
+        .unwrap();
+    assert_eq!(col(app_results, "✗ fail"), col(results, "VPA-PEAK"));
+    assert!(out.contains("vpa-low-confidence ✓ pass"), "{out}");
+    assert!(out.contains("note: pod web-7d9f-a1b2c has a different limit"));
+    assert!(out.contains("above the VPA target 512 MiB"));
+    assert!(!out.contains("VPA web:"), "a confident VPA needs no line");
+    assert!(out.lines().all(|l| l == l.trim_end()), "no trailing spaces");
+}
+
+#[test]
+fn a_vpa_without_recommendation_says_so_under_the_table() {
+    let out = render(
+        &with_vpa(VpaStatus::NoRecommendation { name: "web".into() }),
+        &vpa_policy(),
+        false,
+    );
+    println!("{out}");
+    assert!(!out.contains("VPA TARGET"));
+    let after_table = out
+        .lines()
+        .skip_while(|l| !l.contains("CONTAINER"))
+        .skip(3)
+        .find(|l| !l.is_empty())
+        .unwrap();
+    assert_eq!(
+        after_table,
+        "  VPA web: no recommendation yet (needs days of history)"
+    );
+    assert!(out.contains("  run-wide: vpa-peak ! warn, "), "{out}");
+
+    let out = render(
+        &with_vpa(VpaStatus::Unavailable {
+            reason: "the VerticalPodAutoscaler CRD is not installed".into(),
+        }),
+        &vpa_policy(),
+        false,
+    );
+    assert!(
+        out.contains("  VPA unavailable: the VerticalPodAutoscaler CRD is not installed\n"),
+        "{out}"
+    );
+    assert!(!out.contains("VPA TARGET"));
+}
+
+#[test]
+fn a_low_confidence_vpa_is_named_with_its_effect() {
+    let run = with_vpa(recommendation("web", true));
+    let out = render(&run, &vpa_policy(), false);
+    assert!(out.contains("VPA TARGET"));
+    assert!(
+        out.contains("  VPA web: low confidence (short history); VPA findings only warn\n"),
+        "{out}"
+    );
+    let policy = Policy {
+        vpa: Some(VpaRule {
+            tolerance: 0.2,
+            low_confidence: LowConfidencePolicy::Ignore,
+        }),
+        ..Policy::default()
+    };
+    let out = render(&run, &policy, true);
+    assert!(
+        out.contains(
+            "\x1b[33mVPA web: low confidence (short history); VPA rules are skipped\x1b[0m"
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_recommendation_for_no_measured_container_is_mentioned() {
+    let mut run = with_vpa(recommendation("web", false));
+    for c in &mut run.containers {
+        c.container = format!("{}-x", c.container);
+    }
+    let out = render(&run, &vpa_policy(), false);
+    assert!(!out.contains("VPA TARGET"));
+    assert!(
+        out.contains("  VPA web: no memory target for any measured container\n"),
+        "{out}"
+    );
 }
