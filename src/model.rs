@@ -39,6 +39,14 @@ impl Stage {
         }
     }
 
+    /// "ramp" or "hold".
+    pub fn kind_word(&self) -> &'static str {
+        match self.kind() {
+            StageKind::Hold => "hold",
+            StageKind::Ramp => "ramp",
+        }
+    }
+
     /// "stage 4, hold at 200 users" / "stage 1, ramp 0→100 users" (1-based for humans).
     pub fn describe(&self) -> String {
         match self.kind() {

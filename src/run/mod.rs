@@ -165,7 +165,8 @@ pub(crate) async fn measure(sc: &Scenario, target_url: &str, mut p: Prepared) ->
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut restarts: Vec<RestartEvent> = Vec::new();
     let mut ended_early: Option<String> = None;
-    let mut progress = Progress::new(Duration::from_secs(10), p.allowed.clone());
+    let quiet = log::max_level() < log::LevelFilter::Info;
+    let mut progress = Progress::new(Duration::from_secs(10), p.allowed.clone(), quiet);
     let mut events_open = true;
     let stop = |ended_early: &mut Option<String>, msg: String| {
         log::warn!("{msg}: stopping the load");
@@ -181,7 +182,7 @@ pub(crate) async fn measure(sc: &Scenario, target_url: &str, mut p: Prepared) ->
                     stop(&mut ended_early, format!("{} was OOM-killed at {}", e.container, e.at.format("%H:%M:%S")));
                 }
                 restarts.extend(ooms);
-                progress.maybe_print(sc, &live, &p.sampler);
+                progress.tick(sc, &live, &p.sampler);
             }
             ev = p.events.recv(), if events_open => match ev {
                 None => events_open = false,
@@ -230,6 +231,7 @@ pub(crate) async fn measure(sc: &Scenario, target_url: &str, mut p: Prepared) ->
             }
         }
     };
+    progress.finish();
     // One last reading so a peak in the final moments counts.
     restarts.extend(poll_once(p.source.as_mut(), &mut p.sampler).await);
     // Restart events that arrived while the load was stopping.
