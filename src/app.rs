@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-use crate::cli::{CheckArgs, Cli, Command, DemoArgs, Format, OutputArgs, OverrideArgs, RunArgs};
+use crate::cli::{
+    CheckArgs, Cli, Command, DemoArgs, Format, JudgeArgs, OutputArgs, OverrideArgs, RunArgs,
+};
 use crate::cluster::ClusterAccess;
 use crate::report::json::JsonReporter;
 use crate::report::terminal::TerminalReporter;
@@ -45,6 +47,7 @@ pub fn main(cli: Cli) -> Result<u8> {
                 match command {
                     Command::Run(args) => cmd_run(args).await,
                     Command::Check(args) => cmd_check(args).await,
+                    Command::Judge(args) => cmd_judge(args).await,
                     Command::Demo(args) => cmd_demo(args).await,
                     Command::Completions { .. } | Command::DemoService(_) => {
                         unreachable!("handled above")
@@ -139,9 +142,34 @@ async fn cmd_run(args: RunArgs) -> Result<u8> {
     let out = OutputDir::prepare(&args.output)?;
     let ctx = RunContext {
         access: access(&args.overrides),
+        out_dir: args.output.out.clone(),
+        baseline: baseline(&args.output)?,
     };
     let res = run::execute(&sc, &ctx).await?;
     out.finish(&sc, &res)
+}
+
+async fn cmd_judge(args: JudgeArgs) -> Result<u8> {
+    let sc = load_scenario(&args.scenario, &args.overrides)?;
+    let out = OutputDir::prepare(&args.output)?;
+    let ctx = RunContext {
+        access: access(&args.overrides),
+        out_dir: args.output.out.clone(),
+        baseline: baseline(&args.output)?,
+    };
+    let res = run::judge_k6(&sc, &args.k6_results, args.k6_lenient, &ctx).await?;
+    out.finish(&sc, &res)
+}
+
+/// The `--baseline` report, read before any load starts.
+fn baseline(o: &OutputArgs) -> Result<Option<crate::analysis::baseline::Baseline>> {
+    o.baseline
+        .as_deref()
+        .map(|p| {
+            crate::analysis::baseline::read_baseline(p)
+                .with_context(|| format!("--baseline {}", p.display()))
+        })
+        .transpose()
 }
 
 fn access(o: &OverrideArgs) -> ClusterAccess {
@@ -163,7 +191,12 @@ async fn cmd_demo(args: DemoArgs) -> Result<u8> {
     let path = Path::new("scenarios/demo.yaml (embedded)");
     let sc = scenario::parse(path, DEMO_SCENARIO, &Overrides::default(), lookup)?;
     let out = OutputDir::prepare(&args.output)?;
-    let res = run::execute(&sc, &RunContext::default()).await?;
+    let ctx = RunContext {
+        out_dir: args.output.out.clone(),
+        baseline: baseline(&args.output)?,
+        ..RunContext::default()
+    };
+    let res = run::execute(&sc, &ctx).await?;
     out.finish(&sc, &res)
 }
 

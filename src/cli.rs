@@ -11,6 +11,7 @@ Examples:
   oomgate demo --leak                   # the same service keeping memory per request: fails
   oomgate check scenarios/demo.yaml     # parse and preflight a scenario, no load
   oomgate run scenarios/demo.yaml --out oomgate-report
+  oomgate judge scenarios/checkout-api.yaml --k6-results results.json
   oomgate completions bash > /etc/bash_completion.d/oomgate
 
 Exit codes: 0 pass, 1 the gate failed, 2 usage/configuration/connection error,
@@ -41,6 +42,11 @@ pub enum Command {
         after_help = "Example:\n  oomgate run scenarios/demo.yaml --out oomgate-report --format json"
     )]
     Run(RunArgs),
+    /// Judge a k6 run that already happened: load from its JSON results, memory from Prometheus
+    #[command(
+        after_help = "Example:\n  k6 run --out json=results.json load.js\n  oomgate judge scenarios/checkout-api.yaml --k6-results results.json"
+    )]
+    Judge(JudgeArgs),
     /// Preflight a scenario without load: parse it, resolve the workload and its limit, probe the memory source
     #[command(after_help = "Example:\n  oomgate check scenarios/checkout-api.yaml")]
     Check(CheckArgs),
@@ -82,6 +88,9 @@ pub struct OutputArgs {
     /// What to print on stdout
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// An earlier report.json (e.g. the target branch's artifact) to compare peaks and p95 with
+    #[arg(long, value_name = "REPORT", env = "OOMGATE_BASELINE")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// Values that override the scenario file.
@@ -105,6 +114,22 @@ pub struct OverrideArgs {
 pub struct RunArgs {
     /// The scenario file (YAML)
     pub scenario: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// The scenario file (YAML): workload.kubernetes with memory.source: prometheus
+    pub scenario: PathBuf,
+    /// k6 `--out json` results (plain or .gz; `-` for stdin; several files = parallel runners)
+    #[arg(long = "k6-results", value_name = "FILE", required = true, num_args = 1..)]
+    pub k6_results: Vec<PathBuf>,
+    /// Skip malformed lines in the k6 results instead of failing (they are counted)
+    #[arg(long)]
+    pub k6_lenient: bool,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]

@@ -6,11 +6,13 @@
 //! reporters. `app` wires the subcommands; `main.rs` only parses arguments and maps errors to
 //! exit codes.
 
+pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod demo_service;
 pub mod judge;
+pub mod k6;
 pub mod load;
 pub mod logging;
 pub mod memory;

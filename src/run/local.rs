@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, Mutex};
 
-use super::{interrupted_wait, measure, Prepared, RunResult, WorkloadEvent};
+use super::{interrupted_wait, measure, Prepared, RunContext, RunResult, WorkloadEvent};
+use crate::load::LoadDriver;
 use crate::memory::sampler::Sampler;
 use crate::scenario::{LocalWorkloadSpec, Scenario};
 use crate::units::format_bytes;
@@ -17,7 +18,8 @@ use crate::workload::local::{LocalSpec, LocalWorkload};
 pub(super) async fn execute(
     sc: &Scenario,
     local: &LocalWorkloadSpec,
-    target_url: &str,
+    ctx: &RunContext,
+    driver: Box<dyn LoadDriver>,
 ) -> Result<RunResult> {
     let spec = LocalSpec {
         command: local.command.clone(),
@@ -54,6 +56,8 @@ pub(super) async fn execute(
         notes: workload.notes().to_vec(),
         workload: format!("local service {}", local.container),
         vpa: None,
+        env: vec![(local.container.clone(), local.env.clone())],
+        baseline: ctx.baseline.clone(),
         allowed: local
             .limit
             .map(|l| {
@@ -92,7 +96,7 @@ pub(super) async fn execute(
     };
     let result = measure(
         sc,
-        target_url,
+        driver,
         Prepared {
             events: rx,
             ..prepared

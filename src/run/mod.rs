@@ -6,6 +6,7 @@
 
 mod kubernetes;
 mod local;
+mod posthoc;
 mod progress;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -17,9 +18,11 @@ use chrono::Utc;
 use tokio::sync::{mpsc, Notify};
 
 pub use kubernetes::check as check_kubernetes;
+pub use posthoc::judge_k6;
 
 use crate::cluster::ClusterAccess;
 use crate::load::goose::GooseDriver;
+use crate::load::k6::K6Driver;
 use crate::load::{self, LiveCounters, LoadDriver, LoadOutcome};
 use crate::memory::sampler::Sampler;
 use crate::memory::MemorySource;
@@ -78,6 +81,10 @@ pub fn install_signal_handlers() {
 #[derive(Debug, Clone, Default)]
 pub struct RunContext {
     pub access: ClusterAccess,
+    /// The report directory (the k6 driver writes its results there).
+    pub out_dir: std::path::PathBuf,
+    /// An earlier report to compare with (`--baseline`).
+    pub baseline: Option<crate::analysis::baseline::Baseline>,
 }
 
 /// What a finished run produced.
@@ -121,25 +128,45 @@ pub(crate) struct Prepared {
     pub vpa: Option<VpaStatus>,
     /// Allowed peak per container name, for the progress line.
     pub allowed: Vec<(String, u64)>,
+    /// Each measured container's environment, for the runtime-setting lint.
+    pub env: Vec<(String, Vec<(String, String)>)>,
+    /// The baseline report to compare with (`--baseline`).
+    pub baseline: Option<crate::analysis::baseline::Baseline>,
 }
 
 /// Run a scenario end to end and judge it.
 pub async fn execute(sc: &Scenario, ctx: &RunContext) -> Result<RunResult> {
     load::reset_stop();
-    if sc.load.driver == Driver::K6 {
-        anyhow::bail!(
-            "{}: load.driver k6 is not supported by this build yet; use goose",
-            sc.file.display()
-        );
-    }
-    let target_url = sc
-        .target_url
-        .clone()
-        .context("the scenario has no target URL")?;
+    let driver = driver(sc, ctx)?;
     match &sc.workload {
-        WorkloadSpec::Local(l) => local::execute(sc, l, &target_url).await,
-        WorkloadSpec::Kubernetes(k) => kubernetes::execute(sc, k, ctx, &target_url).await,
+        WorkloadSpec::Local(l) => local::execute(sc, l, ctx, driver).await,
+        WorkloadSpec::Kubernetes(k) => kubernetes::execute(sc, k, ctx, driver).await,
     }
+}
+
+/// The load driver the scenario asks for.
+fn driver(sc: &Scenario, ctx: &RunContext) -> Result<Box<dyn LoadDriver>> {
+    Ok(match sc.load.driver {
+        Driver::Goose => Box::new(GooseDriver {
+            target_url: sc
+                .target_url
+                .clone()
+                .context("the scenario has no target URL")?,
+            stages: sc.load.stages.clone(),
+            requests: sc.load.requests.clone(),
+            think_time: sc.load.think_time,
+        }),
+        Driver::K6 => {
+            let k6 = sc.load.k6.as_ref().context("load.k6 is missing")?;
+            Box::new(K6Driver {
+                script: k6.script.clone(),
+                args: k6.args.clone(),
+                stages: sc.load.stages.clone(),
+                results: ctx.out_dir.join("k6.json.gz"),
+                target_url: sc.target_url.clone(),
+            })
+        }
+    })
 }
 
 /// Wait for a signal; used while preparing so Ctrl-C never hangs.
@@ -151,13 +178,11 @@ pub(crate) async fn interrupted_wait() {
 }
 
 /// Drive the load while sampling memory and following workload events; then judge.
-pub(crate) async fn measure(sc: &Scenario, target_url: &str, mut p: Prepared) -> Result<RunResult> {
-    let driver: Box<dyn LoadDriver> = Box::new(GooseDriver {
-        target_url: target_url.to_string(),
-        stages: sc.load.stages.clone(),
-        requests: sc.load.requests.clone(),
-        think_time: sc.load.think_time,
-    });
+pub(crate) async fn measure(
+    sc: &Scenario,
+    driver: Box<dyn LoadDriver>,
+    mut p: Prepared,
+) -> Result<RunResult> {
     let live = Arc::new(LiveCounters::default());
     let started_at = Utc::now();
     let mut load_task = tokio::spawn(driver.run(Arc::clone(&live)));
@@ -241,9 +266,10 @@ pub(crate) async fn measure(sc: &Scenario, target_url: &str, mut p: Prepared) ->
         }
     }
     let ended_at = Utc::now();
-    let outcome: LoadOutcome = outcome
+    let mut outcome: LoadOutcome = outcome
         .context("the load task panicked")?
         .context("running the load")?;
+    outcome.stats.tool_thresholds_failed = outcome.tool_thresholds_failed;
     if ended_early.is_none() {
         ended_early = outcome.stopped_early.clone();
     }
@@ -276,6 +302,8 @@ pub(crate) async fn measure(sc: &Scenario, target_url: &str, mut p: Prepared) ->
         workload: p.workload,
         vpa: p.vpa,
         notes: p.notes,
+        baseline: p.baseline,
+        env: p.env,
     };
     let verdict = crate::judge::evaluate(&sc.policy, &run);
     Ok(RunResult { run, verdict })

@@ -329,4 +329,28 @@ pub struct PolicyRaw {
     pub min_coverage: Option<Percent>,
     #[serde(default)]
     pub vpa: Option<VpaRaw>,
+    #[serde(default)]
+    pub leak: Option<LeakRaw>,
+    #[serde(default)]
+    pub expected_peak_users: Option<u32>,
+    #[serde(default)]
+    pub regression: Option<RegressionRaw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakRaw {
+    #[serde(default)]
+    pub min_hold: Option<DurationValue>,
+    #[serde(default)]
+    pub settle: Option<Percent>,
+    #[serde(default)]
+    pub horizon: Option<DurationValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionRaw {
+    #[serde(default)]
+    pub max_growth: Option<Percent>,
 }

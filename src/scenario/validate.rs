@@ -95,6 +95,9 @@ impl DefaultRaw for Option<raw::PolicyRaw> {
             stop_on_oom: None,
             min_coverage: None,
             vpa: None,
+            leak: None,
+            expected_peak_users: None,
+            regression: None,
         })
     }
 }
@@ -448,6 +451,40 @@ fn policy(cx: &Ctx, p: raw::PolicyRaw) -> Result<(Policy, bool, Option<VpaPolicy
             LowConfidence::Ignore => LowConfidencePolicy::Ignore,
         },
     });
-    let _ = cx;
+    if let Some(l) = p.leak {
+        if let Some(d) = l.min_hold {
+            policy.leak.min_hold = d.0;
+        }
+        if let Some(settle) = l.settle {
+            if settle.0 >= 1.0 {
+                return Err(cx.err(
+                    "policy.leak.settle",
+                    "a settle time of 100% leaves nothing of the hold to judge: use e.g. 20%",
+                ));
+            }
+            policy.leak.settle = settle.0;
+        }
+        if let Some(d) = l.horizon {
+            if d.0.is_zero() {
+                return Err(cx.err(
+                    "policy.leak.horizon",
+                    "a horizon of 0s never fails a growing container: use e.g. 1h",
+                ));
+            }
+            policy.leak.horizon = d.0;
+        }
+    }
+    if let Some(users) = p.expected_peak_users {
+        if users == 0 {
+            return Err(cx.err(
+                "policy.expected_peak_users",
+                "0 users is no load to extrapolate to: write the peak load you expect, e.g. 400",
+            ));
+        }
+        policy.expected_peak_users = Some(users);
+    }
+    if let Some(g) = p.regression.and_then(|r| r.max_growth) {
+        policy.max_growth = g.0;
+    }
     Ok((policy, p.stop_on_oom.unwrap_or(false), vpa))
 }

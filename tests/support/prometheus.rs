@@ -15,7 +15,10 @@ pub struct Prometheus {
 }
 
 fn binary() -> Option<PathBuf> {
-    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].iter().map(PathBuf::from).find(|p| p.exists())
+    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 /// Whether Prometheus is installed; panics under CI=true when it is not.
@@ -36,7 +39,11 @@ impl Prometheus {
         let bin = binary().expect("prometheus installed");
         let dir = tempfile::tempdir().unwrap();
         let port = super::free_port();
-        let list = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+        let list = targets
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: cadvisor\n    honor_labels: true\n    static_configs:\n      - targets: [{list}]\n"
         );
@@ -45,7 +52,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(bin)
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdin(Stdio::null())
@@ -53,7 +63,11 @@ impl Prometheus {
             .stderr(log)
             .spawn()
             .expect("start prometheus");
-        let p = Prometheus { child, url: format!("http://127.0.0.1:{port}"), _dir: dir };
+        let p = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
         p.wait_ready();
         p
     }
@@ -76,13 +90,19 @@ impl Prometheus {
         while start.elapsed() < limit {
             if let Some((200, body)) = http_get(&self.url, &path) {
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                if v["data"]["result"].as_array().is_some_and(|a| a.len() >= min) {
+                if v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|a| a.len() >= min)
+                {
                     return;
                 }
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        panic!("prometheus at {} has fewer than {min} series for {query} after {limit:?}", self.url);
+        panic!(
+            "prometheus at {} has fewer than {min} series for {query} after {limit:?}",
+            self.url
+        );
     }
 
     /// Stop Prometheus now (a test of a source dying mid-run).
@@ -101,7 +121,9 @@ impl Drop for Prometheus {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -117,6 +139,9 @@ pub fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((code, body))
 }

@@ -1,0 +1,64 @@
+//! Reads k6 `--out json` results with oomgate's reader and prints how fast it went, for
+//! `scripts/bench-k6-ingest`: the JSON bytes read (after decompression), the file bytes, the
+//! wall time, MB/s of JSON, this process's peak RSS (VmHWM), and a few of the numbers read.
+//!
+//!   k6_ingest [--lenient] [--threads N] [--slow] FILE... (`-` = stdin)
+
+use std::time::Instant;
+
+use oomgate::k6::{read_files, summarize, ReadOptions};
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut opts = ReadOptions::default();
+    let mut files = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--lenient" => opts.lenient = true,
+            "--slow" => opts.force_slow_path = true,
+            "--threads" => {
+                opts.threads = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--threads needs a number"))?
+                    .parse()?
+            }
+            _ => files.push(a),
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("usage: k6_ingest [--lenient] [--threads N] [--slow] FILE...");
+    }
+    let file_bytes: u64 = files
+        .iter()
+        .filter(|f| *f != "-")
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let started = Instant::now();
+    let agg = read_files(&files, &opts)?;
+    let summary = summarize(&agg, None);
+    let secs = started.elapsed().as_secs_f64();
+    let json_bytes = summary.stats.bytes;
+    println!(
+        "bytes={json_bytes} file_bytes={file_bytes} seconds={secs:.3} mb_per_s={:.1} peak_rss_mib={:.1} \
+         lines={} requests={} p95_ms={:.3} max_ms={:.3} stages={} fallback_lines={}",
+        json_bytes as f64 / 1e6 / secs,
+        peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
+        summary.stats.lines,
+        summary.requests,
+        summary.duration.p95_ms,
+        summary.duration.max_ms,
+        summary.stages.len(),
+        summary.stats.fallback_lines,
+    );
+    for w in &summary.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}

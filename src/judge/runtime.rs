@@ -1,0 +1,297 @@
+//! The `runtime-setting` rule: each heap setting `analysis::runtime` finds in a container's
+//! environment (`Run.env`), weighed against the container's memory limit. Too close to the limit
+//! warns, at or above it fails, a GOMEMLIMIT far below it warns, an unreadable value warns; each
+//! message names the variable, its value, the limit and what to set. A container whose
+//! environment is known but sets no heap passes; one whose environment is unknown gets no
+//! finding.
+
+use super::{finding, group_containers};
+use crate::analysis::runtime::{
+    advice, assess, container_env, heap_settings, Assessment, HeapKind, HeapSetting, HeapValue,
+};
+use crate::model::{Finding, Rule, Run, Severity};
+use crate::units::{format_bytes, format_percent};
+
+pub(super) fn check(run: &Run) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for group in group_containers(run) {
+        let Some(env) = container_env(run, group.name) else {
+            continue;
+        };
+        let settings = heap_settings(env);
+        if settings.is_empty() {
+            out.push(named(
+                group.name,
+                finding(
+                    Rule::RuntimeSetting,
+                    Severity::Pass,
+                    format!(
+                        "{}: no heap setting in its environment (GOMEMLIMIT, NODE_OPTIONS \
+                         --max-old-space-size, Java -Xmx or -XX:MaxRAMPercentage)",
+                        group.name
+                    ),
+                ),
+            ));
+            continue;
+        }
+        for setting in &settings {
+            out.push(named(group.name, judge(group.name, setting, group.limit())));
+        }
+    }
+    out
+}
+
+fn named(container: &str, mut f: Finding) -> Finding {
+    f.container = Some(container.to_string());
+    f
+}
+
+/// "GOMEMLIMIT=482344960 (460 MiB)", "JAVA_OPTS -Xmx900m (900 MiB)",
+/// "JAVA_TOOL_OPTIONS -XX:MaxRAMPercentage=90".
+fn shown(setting: &HeapSetting) -> String {
+    match setting.value {
+        Ok(HeapValue::Bytes(b)) => format!("{} ({})", setting.describe(), format_bytes(b)),
+        _ => setting.describe(),
+    }
+}
+
+fn judge(name: &str, setting: &HeapSetting, limit: Option<u64>) -> Finding {
+    let what = shown(setting);
+    let Some(limit) = limit else {
+        return finding(
+            Rule::RuntimeSetting,
+            if setting.value.is_ok() {
+                Severity::Pass
+            } else {
+                Severity::Warn
+            },
+            match &setting.value {
+                Ok(_) => format!("{name}: {what}, with no memory limit to compare with"),
+                Err(why) => format!("{name}: {} cannot be read: {why}", setting.describe()),
+            },
+        );
+    };
+    let limit_text = format_bytes(limit);
+    let kind = setting.kind;
+    let set = advice(kind, limit);
+    let heap = setting.heap_bytes(limit).map(|b| b as f64);
+    let (severity, message, threshold) = match assess(setting, limit) {
+        Assessment::Unreadable => {
+            let why = setting.value.as_ref().err().cloned().unwrap_or_default();
+            (
+                Severity::Warn,
+                format!(
+                    "{name}: {} cannot be read: {why}; for the {limit_text} limit set {set}",
+                    setting.describe()
+                ),
+                None,
+            )
+        }
+        Assessment::AtOrAboveLimit { share } => (
+            Severity::Fail,
+            format!(
+                "{name}: {what} is at or above the {limit_text} limit ({}): the kernel OOM-kills \
+                 the container before the garbage collector tries hard; set {set}",
+                format_percent(round_share(share))
+            ),
+            Some(limit as f64),
+        ),
+        Assessment::High { share } => (
+            Severity::Warn,
+            format!(
+                "{name}: {what} is {} of the {limit_text} limit, above {}: no room for {}; set \
+                 {set}",
+                format_percent(round_share(share)),
+                format_percent(kind.high()),
+                kind.outside()
+            ),
+            Some(limit as f64 * kind.high()),
+        ),
+        Assessment::Low { share } => (
+            Severity::Warn,
+            format!(
+                "{name}: {what} is {} of the {limit_text} limit, below {}: the garbage collector \
+                 works to stay far under memory the container is allowed; set {set}",
+                format_percent(round_share(share)),
+                format_percent(kind.low().unwrap_or(0.0))
+            ),
+            Some(limit as f64 * kind.low().unwrap_or(0.0)),
+        ),
+        Assessment::Fine { share } => {
+            let range = match kind {
+                HeapKind::GoMemLimit => format!(
+                    "between {} and {}",
+                    format_percent(kind.low().unwrap_or(0.0)),
+                    format_percent(kind.high())
+                ),
+                _ => format!("at most {}", format_percent(kind.high())),
+            };
+            (
+                Severity::Pass,
+                format!(
+                    "{name}: {what} is {} of the {limit_text} limit, {range}",
+                    format_percent(round_share(share))
+                ),
+                Some(limit as f64 * kind.high()),
+            )
+        }
+    };
+    let mut f = finding(Rule::RuntimeSetting, severity, message);
+    f.observed = heap.map(f64::round);
+    f.threshold = threshold.map(f64::round);
+    f
+}
+
+/// A share rounded to a tenth of a percent for messages.
+fn round_share(share: f64) -> f64 {
+    (share * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::fixtures::*;
+
+    fn run_with_env(limit: Option<u64>, env: &[(&str, &str)]) -> Run {
+        let mut run = local_run();
+        run.containers[0].limit = limit;
+        run.env = vec![(
+            "app".into(),
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )];
+        run
+    }
+
+    fn findings(limit: Option<u64>, env: &[(&str, &str)]) -> Vec<Finding> {
+        check(&run_with_env(limit, env))
+    }
+
+    fn one(limit: u64, env: &[(&str, &str)]) -> Finding {
+        let mut f = findings(Some(limit), env);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        f.remove(0)
+    }
+
+    #[test]
+    fn gomemlimit_between_half_and_95_percent_passes() {
+        let f = one(512 * MIB, &[("GOMEMLIMIT", "460MiB")]);
+        assert_eq!(f.severity, Severity::Pass);
+        assert_eq!(
+            f.message,
+            "app: GOMEMLIMIT=460MiB (460 MiB) is 89.8% of the 512 MiB limit, between 50% and 95%"
+        );
+        assert_eq!(f.container.as_deref(), Some("app"));
+        assert_eq!(f.observed, Some((460 * MIB) as f64));
+    }
+
+    #[test]
+    fn gomemlimit_close_to_the_limit_warns_with_what_to_set() {
+        let f = one(GIB, &[("GOMEMLIMIT", "1000MiB")]);
+        assert_eq!(f.severity, Severity::Warn);
+        assert_eq!(
+            f.message,
+            "app: GOMEMLIMIT=1000MiB (1000 MiB) is 97.7% of the 1 GiB limit, above 95%: no room \
+             for memory the Go runtime does not manage (cgo, mmaps); set GOMEMLIMIT=921MiB (90% \
+             of the limit)"
+        );
+    }
+
+    #[test]
+    fn gomemlimit_far_below_the_limit_warns() {
+        let f = one(GIB, &[("GOMEMLIMIT", "268435456")]);
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(
+            f.message.starts_with(
+                "app: GOMEMLIMIT=268435456 (256 MiB) is 25% of the 1 GiB limit, below 50%"
+            ),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn a_heap_at_or_above_the_limit_fails() {
+        let f = one(GIB, &[("GOMEMLIMIT", "1GiB")]);
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(f.message.contains("is at or above the 1 GiB limit (100%)"));
+        let f = one(512 * MIB, &[("NODE_OPTIONS", "--max-old-space-size=1024")]);
+        assert_eq!(f.severity, Severity::Fail);
+        let f = one(512 * MIB, &[("JAVA_OPTS", "-Xmx1g")]);
+        assert_eq!(f.severity, Severity::Fail, "{}", f.message);
+        assert!(f
+            .message
+            .ends_with("set -XX:MaxRAMPercentage=75 (and no -Xmx) so the heap follows the limit"));
+        assert_eq!(f.threshold, Some((512 * MIB) as f64));
+    }
+
+    #[test]
+    fn node_old_space_above_80_percent_warns() {
+        let f = one(
+            GIB,
+            &[(
+                "NODE_OPTIONS",
+                "--enable-source-maps --max-old-space-size=900",
+            )],
+        );
+        assert_eq!(f.severity, Severity::Warn);
+        assert_eq!(
+            f.message,
+            "app: NODE_OPTIONS --max-old-space-size=900 (900 MiB) is 87.9% of the 1 GiB limit, \
+             above 80%: no room for code, stacks and buffers outside the V8 heap; set \
+             --max-old-space-size=768 (75% of the limit)"
+        );
+        let f = one(GIB, &[("NODE_OPTIONS", "--max-old-space-size=768")]);
+        assert_eq!(f.severity, Severity::Pass);
+    }
+
+    #[test]
+    fn java_xmx_and_max_ram_percentage_above_80_percent_warn() {
+        let f = one(GIB, &[("JAVA_TOOL_OPTIONS", "-XX:+UseG1GC -Xmx900m")]);
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(
+            f.message.starts_with(
+                "app: JAVA_TOOL_OPTIONS -Xmx900m (900 MiB) is 87.9% of the 1 GiB limit, above \
+                 80%: no room for metaspace, threads and buffers outside the heap"
+            ),
+            "{}",
+            f.message
+        );
+        let f = one(GIB, &[("JDK_JAVA_OPTIONS", "-XX:MaxRAMPercentage=90.0")]);
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(f
+            .message
+            .contains("-XX:MaxRAMPercentage=90.0 is 90% of the 1 GiB limit"));
+        let f = one(GIB, &[("JAVA_OPTS", "-XX:MaxRAMPercentage=75")]);
+        assert_eq!(f.severity, Severity::Pass);
+        let f = one(GIB, &[("JAVA_OPTS", "-XX:MaxRAMPercentage=100")]);
+        assert_eq!(f.severity, Severity::Fail);
+    }
+
+    #[test]
+    fn unreadable_values_warn_and_no_setting_passes() {
+        let f = one(GIB, &[("GOMEMLIMIT", "1.5GB")]);
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(f
+            .message
+            .contains("cannot be read: \"1.5GB\" is not a Go byte count"));
+        let f = one(GIB, &[("PATH", "/bin"), ("GOMEMLIMIT", "off")]);
+        assert_eq!(f.severity, Severity::Pass);
+        assert!(f
+            .message
+            .starts_with("app: no heap setting in its environment"));
+        // Unknown environment: no finding at all.
+        assert!(check(&local_run()).is_empty());
+    }
+
+    #[test]
+    fn without_a_limit_settings_are_only_shown() {
+        let f = findings(None, &[("GOMEMLIMIT", "460MiB")]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Pass);
+        assert!(f[0]
+            .message
+            .ends_with("with no memory limit to compare with"));
+    }
+}

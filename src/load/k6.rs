@@ -1,0 +1,209 @@
+//! The k6 driver: oomgate runs the user's own k6 script (`load.k6.script`) with one
+//! `--stage DURATION:TARGET` per scenario stage (or the script's own stages when the scenario
+//! has none), `--out json=<out>/k6.json.gz`, plus `load.k6.args`. k6's output is streamed to the
+//! log; when the run must stop early k6 gets SIGINT (it then ends gracefully). Afterwards the JSON
+//! results are ingested by the streaming reader (`crate::k6`). Exit code 99 (k6's own thresholds
+//! failed) is a finding, not a crash.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::{stop_notify, stop_reason, LiveCounters, LoadDriver, LoadError, LoadOutcome};
+use crate::memory::BoxFuture;
+use crate::model::Stage;
+use crate::units::format_duration;
+
+/// Runs a k6 script as the load.
+pub struct K6Driver {
+    pub script: PathBuf,
+    pub args: Vec<String>,
+    /// Empty: the script's own stages.
+    pub stages: Vec<Stage>,
+    /// Where k6 writes its JSON results (gzipped).
+    pub results: PathBuf,
+    /// Passed to the script as `__ENV.TARGET_URL` (and `K6_TARGET_URL`).
+    pub target_url: Option<String>,
+}
+
+/// `k6 run` arguments for the plan.
+pub fn k6_args(d: &K6Driver) -> Vec<String> {
+    let mut args = vec!["run".to_string(), "--no-usage-report".to_string()];
+    for s in &d.stages {
+        args.push("--stage".into());
+        args.push(format!("{}:{}", format_duration(s.duration), s.to_users));
+    }
+    args.push("--out".into());
+    args.push(format!("json={}", d.results.display()));
+    args.extend(d.args.iter().cloned());
+    args.push(d.script.display().to_string());
+    args
+}
+
+fn find_k6() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|p| p.join("k6"))
+        .find(|p| p.is_file())
+}
+
+impl LoadDriver for K6Driver {
+    fn name(&self) -> &'static str {
+        "k6"
+    }
+
+    fn run(
+        self: Box<Self>,
+        live: Arc<LiveCounters>,
+    ) -> BoxFuture<'static, Result<LoadOutcome, LoadError>> {
+        Box::pin(async move { self.execute(live).await })
+    }
+}
+
+impl K6Driver {
+    async fn execute(self, _live: Arc<LiveCounters>) -> Result<LoadOutcome, LoadError> {
+        let k6 = find_k6().ok_or(LoadError::K6Missing)?;
+        if !self.script.is_file() {
+            return Err(LoadError::K6(format!(
+                "load.k6.script {} does not exist (it is resolved next to the scenario file)",
+                self.script.display()
+            )));
+        }
+        let _ = std::fs::remove_file(&self.results);
+        let mut cmd = Command::new(k6);
+        cmd.args(k6_args(&self))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(url) = &self.target_url {
+            cmd.env("TARGET_URL", url).env("K6_TARGET_URL", url);
+        }
+        log::info!("running k6 {}", k6_args(&self).join(" "));
+        let started = chrono::Utc::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| LoadError::K6(format!("cannot start k6: {e}")))?;
+        let mut pumps = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            pumps.push(tokio::spawn(pump(BufReader::new(out))));
+        }
+        if let Some(err) = child.stderr.take() {
+            pumps.push(tokio::spawn(pump(BufReader::new(err))));
+        }
+        let mut interrupted = false;
+        let status = loop {
+            tokio::select! {
+                s = child.wait() => break s.map_err(|e| LoadError::K6(e.to_string()))?,
+                _ = stop_notify().notified(), if !interrupted => {
+                    interrupted = true;
+                    if let Some(pid) = child.id() {
+                        // SAFETY: signalling our own child process.
+                        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+                    }
+                    // k6 ends gracefully on SIGINT; give it a bounded time.
+                    let pid = child.id();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(15)).await;
+                        if let Some(pid) = pid {
+                            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                        }
+                    });
+                }
+            }
+        };
+        for p in pumps {
+            let _ = p.await;
+        }
+        let code = status.code();
+        let thresholds_failed = code == Some(99);
+        match code {
+            Some(0) | Some(99) => {}
+            _ if interrupted => {}
+            Some(c) => {
+                if !self.results.exists() {
+                    return Err(LoadError::K6(format!(
+                        "k6 exited with code {c} before writing results (see its output above)"
+                    )));
+                }
+                log::warn!("k6 exited with code {c}; judging the results it wrote");
+            }
+            None => log::warn!("k6 ended by a signal; judging the results it wrote"),
+        }
+        let stages = (!self.stages.is_empty()).then_some(self.stages.as_slice());
+        let (stats, windows) =
+            crate::k6::ingest_run(std::slice::from_ref(&self.results), stages, started).map_err(
+                |e| {
+                    LoadError::K6(format!(
+                        "reading k6's results {}: {e}",
+                        self.results.display()
+                    ))
+                },
+            )?;
+        Ok(LoadOutcome {
+            stats,
+            stages: windows,
+            stopped_early: stop_reason(),
+            tool_thresholds_failed: thresholds_failed,
+        })
+    }
+}
+
+async fn pump<R: tokio::io::AsyncRead + Unpin>(r: BufReader<R>) {
+    let mut lines = r.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = line.trim_end();
+        if !line.is_empty() {
+            log::info!("[k6] {line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_become_stage_flags() {
+        let d = K6Driver {
+            script: "load.js".into(),
+            args: vec!["--vus".into(), "1".into()],
+            stages: vec![
+                Stage {
+                    index: 0,
+                    from_users: 0,
+                    to_users: 10,
+                    duration: Duration::from_secs(120),
+                },
+                Stage {
+                    index: 1,
+                    from_users: 10,
+                    to_users: 10,
+                    duration: Duration::from_millis(1500),
+                },
+            ],
+            results: "/tmp/out/k6.json.gz".into(),
+            target_url: None,
+        };
+        assert_eq!(
+            k6_args(&d),
+            vec![
+                "run",
+                "--no-usage-report",
+                "--stage",
+                "2m:10",
+                "--stage",
+                "1.5s:10",
+                "--out",
+                "json=/tmp/out/k6.json.gz",
+                "--vus",
+                "1",
+                "load.js"
+            ]
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! `oomgate judge`: gate a k6 run that already happened. The load numbers come from k6's JSON
+//! results; the run's window is their first and last point; memory comes from the scenario's
+//! Prometheus source through `query_range` over the window (one interval each side); limits,
+//! requests and the VPA come from the cluster as in `run`. A window Prometheus no longer keeps
+//! (or no series at all) is inconclusive, and the load numbers are still reported.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::Duration as CDuration;
+
+use super::kubernetes::read_vpa_for;
+use super::{RunContext, RunResult};
+use crate::cluster;
+use crate::k6::{read_files, summarize, ReadOptions};
+use crate::memory::prometheus::{fill_query, range_observations, PrometheusClient};
+use crate::memory::sampler::Sampler;
+use crate::model::{MemoryMeta, Run};
+use crate::scenario::{Scenario, SourceKind, WorkloadRef, WorkloadSpec};
+use crate::workload::kubernetes as k8s;
+
+/// Judge a finished k6 run from its results files.
+pub async fn judge_k6(
+    sc: &Scenario,
+    files: &[PathBuf],
+    lenient: bool,
+    ctx: &RunContext,
+) -> Result<RunResult> {
+    let WorkloadSpec::Kubernetes(k) = &sc.workload else {
+        anyhow::bail!(
+            "{}: `oomgate judge` needs workload.kubernetes: a finished run's memory is read from Prometheus",
+            sc.file.display()
+        );
+    };
+    if sc.memory.source != SourceKind::Prometheus {
+        anyhow::bail!(
+            "{}: `oomgate judge` reads memory after the fact, which only Prometheus keeps: set memory.source: prometheus \
+             (metrics-server has no history)",
+            sc.file.display()
+        );
+    }
+    let spec = sc
+        .memory
+        .prometheus
+        .as_ref()
+        .context("memory.prometheus is missing")?;
+    let opts = ReadOptions {
+        lenient,
+        ..ReadOptions::default()
+    };
+    let agg = read_files(files, &opts).context("reading the k6 results")?;
+    let declared: Option<Vec<(std::time::Duration, u32)>> =
+        (!sc.load.stages.is_empty()).then(|| {
+            sc.load
+                .stages
+                .iter()
+                .map(|s| (s.duration, s.to_users))
+                .collect()
+        });
+    let summary = summarize(&agg, declared.as_deref());
+    for w in &summary.warnings {
+        log::warn!("k6 results: {w}");
+    }
+    let (Some(first), Some(last)) = (summary.first_point, summary.last_point) else {
+        anyhow::bail!("the k6 results hold no data points: nothing to judge");
+    };
+    log::info!(
+        "k6 run from {} to {} UTC: {} requests",
+        first.format("%Y-%m-%d %H:%M:%S"),
+        last.format("%H:%M:%S"),
+        summary.requests
+    );
+    let client = cluster::connect(&ctx.access).await?;
+    let resolved = k8s::resolve(&client, k).await?;
+    let vpa = read_vpa_for(&client, sc, k).await;
+    // Pods may have been replaced since the run: match the controller's pod names too.
+    let mut alternatives: Vec<String> = resolved
+        .pods
+        .iter()
+        .map(|p| regex_escape(&p.name))
+        .collect();
+    match &k.workload {
+        WorkloadRef::Deployment(n) | WorkloadRef::StatefulSet(n) | WorkloadRef::DaemonSet(n) => {
+            alternatives.push(format!("{}-.+", regex_escape(n)))
+        }
+        WorkloadRef::Selector(_) => {}
+    }
+    let pods_regex = format!("^(?:{})$", alternatives.join("|"));
+    let token = match &spec.bearer_token_env {
+        Some(var) => Some(std::env::var(var).with_context(|| {
+            format!("memory.prometheus.bearer_token_env names {var}, which is not set")
+        })?),
+        None => None,
+    };
+    let prom = PrometheusClient::new(spec, token).context("setting up the Prometheus client")?;
+    let step = sc.memory.interval;
+    let pad = CDuration::from_std(step).unwrap_or_else(|_| CDuration::seconds(5));
+    let (start, end) = (first - pad, last + pad);
+    let query = fill_query(&spec.query, &k.namespace, &pods_regex);
+    let series = prom
+        .query_range(&query, start, end, step)
+        .await
+        .context("querying Prometheus over the k6 run's window")?;
+    let observations = range_observations(&series, &k.containers);
+    // Limits and requests by container name, from the live pods (replaced pods had the same template).
+    let mut sampler = Sampler::new();
+    let by_name = |c: &str| {
+        resolved
+            .pods
+            .iter()
+            .flat_map(|p| p.containers.iter())
+            .find(|r| r.name == c)
+            .map(|r| (r.limit, r.request))
+            .unwrap_or((None, None))
+    };
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for o in &observations {
+        let key = (o.pod.clone(), o.container.clone());
+        if !seen.contains(&key) {
+            let (limit, request) = by_name(&o.container);
+            sampler.declare(&o.pod, &o.container, limit, request);
+            seen.push(key);
+        }
+    }
+    // One tick per step: a tick has data when any series has a value at that step.
+    let mut steps: Vec<_> = observations.iter().map(|o| o.at).collect();
+    steps.sort();
+    steps.dedup();
+    let ticks = ((end - start).num_milliseconds() as f64 / step.as_millis().max(1) as f64).floor()
+        as u64
+        + 1;
+    for at in &steps {
+        sampler.record(
+            observations
+                .iter()
+                .filter(|o| o.at == *at)
+                .cloned()
+                .collect(),
+        );
+    }
+    let mut notes = resolved.notes.clone();
+    if observations.is_empty() {
+        notes.push(format!(
+            "Prometheus has no {} series for these pods between {} and {} UTC: the window may be older than its retention, or the query matches nothing",
+            "container_memory_working_set_bytes",
+            start.format("%Y-%m-%d %H:%M:%S"),
+            end.format("%H:%M:%S")
+        ));
+    }
+    notes.push("restarts during a finished run are not seen by `judge`; OOM kills show only as gaps and drops".into());
+    let memory = MemoryMeta {
+        source: "prometheus".into(),
+        interval: step,
+        ticks: ticks.max(steps.len() as u64),
+        ticks_with_data: steps.len() as u64,
+        limit_enforced: true,
+        notes: notes.clone(),
+    };
+    let run = Run {
+        scenario: sc.name.clone(),
+        started_at: first,
+        ended_at: last,
+        stages: summary.stage_windows(),
+        containers: sampler.into_series(),
+        restarts: Vec::new(),
+        load: summary.load_stats(),
+        memory,
+        ended_early: None,
+        workload: format!("{} in {}", resolved.description, resolved.namespace),
+        vpa,
+        notes,
+        baseline: ctx.baseline.clone(),
+        env: resolved
+            .pods
+            .first()
+            .map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.env.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let verdict = crate::judge::evaluate(&sc.policy, &run);
+    Ok(RunResult { run, verdict })
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_string()
+            } else {
+                format!("[{c}]")
+            }
+        })
+        .collect()
+}

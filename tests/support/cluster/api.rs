@@ -1,0 +1,242 @@
+//! The HTTPS API server: TLS with the rig's CA-signed certificate, HTTP/1.1 keep-alive, bearer
+//! token authentication (401 Unauthorized Status otherwise), optional 403 Forbidden per
+//! (verb, resource) to simulate RBAC, read-only (other methods: 405), and the routing of every
+//! path the rig serves to discovery, the stored resources, metrics.k8s.io and the VPA group.
+//! Every error is a `metav1.Status`; a malformed request never panics the server.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, AUTHORIZATION};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails;
+use tokio_rustls::TlsAcceptor;
+
+use super::discovery::{self, APPS_GV, CORE_GV, METRICS_GV, VPA_GV};
+use super::http::{self, Body, Query};
+use super::state::{Shared, REQUEST_LOG};
+use super::{metrics, resources, table, MetricsMode};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept TLS connections until the cluster shuts down.
+pub(super) async fn serve(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        eprintln!("sim-cluster: cannot use the API listener");
+        return;
+    };
+    let acceptor = TlsAcceptor::from(tls);
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let acceptor = acceptor.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn forbidden(verb: &str, resource: &str, group: &str, ns: Option<&str>) -> Response<Body> {
+    let scope = match ns {
+        Some(ns) => format!(" in the namespace \"{ns}\""),
+        None => " at the cluster scope".to_string(),
+    };
+    let qualified = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let details = StatusDetails {
+        group: (!group.is_empty()).then(|| group.to_string()),
+        kind: Some(resource.to_string()),
+        ..StatusDetails::default()
+    };
+    http::json(
+        StatusCode::FORBIDDEN,
+        &http::status_object(
+            403,
+            "Forbidden",
+            format!(
+                "{qualified} is forbidden: User \"system:serviceaccount:ci:oomgate\" cannot \
+                 {verb} resource \"{resource}\" in API group \"{group}\"{scope}"
+            ),
+            Some(details),
+        ),
+    )
+}
+
+/// Answer one request (never panics on input).
+fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let q = Query::parse(req.uri().query());
+    {
+        let mut st = shared.lock();
+        if st.requests.len() >= REQUEST_LOG {
+            st.requests.pop_front();
+        }
+        let line = match req.uri().query() {
+            Some(query) => format!("{} {path}?{query}", req.method()),
+            None => format!("{} {path}", req.method()),
+        };
+        st.requests.push_back(line);
+    }
+    let expected = format!("Bearer {}", shared.token);
+    let authorized = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == expected);
+    if !authorized {
+        return http::status(401, "Unauthorized", "Unauthorized");
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return http::status(
+            405,
+            "MethodNotAllowed",
+            format!(
+                "the server does not allow this method on the requested resource (the simulated \
+                 cluster is read-only): {}",
+                req.method()
+            ),
+        );
+    }
+    let as_table = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(table::wanted);
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    route(shared, &segments, &q, as_table)
+}
+
+/// (group, resource, namespace, name) of a namespaced or cluster-wide resource path, e.g.
+/// `namespaces/staging/pods/web-1` or `pods`.
+fn parse_resource<'a>(rest: &[&'a str]) -> Option<(Option<&'a str>, &'a str, Option<&'a str>)> {
+    match rest {
+        ["namespaces", ns, res] => Some((Some(*ns), *res, None)),
+        ["namespaces", ns, res, name] => Some((Some(*ns), *res, Some(*name))),
+        [res] if *res != "namespaces" => Some((None, *res, None)),
+        _ => None,
+    }
+}
+
+fn route(shared: &Arc<Shared>, seg: &[&str], q: &Query, as_table: bool) -> Response<Body> {
+    let (metrics_mode, vpa) = {
+        let st = shared.lock();
+        (st.metrics_mode, shared.cfg.vpa_crd_installed)
+    };
+    let metrics_listed = metrics_mode != MetricsMode::NotFound404;
+    let verb = |name: Option<&str>| {
+        if name.is_some() {
+            "get"
+        } else if q.flag("watch") {
+            "watch"
+        } else {
+            "list"
+        }
+    };
+    let denied = |verb: &str, resource: &str| {
+        shared
+            .lock()
+            .forbidden
+            .contains(&(verb.to_string(), resource.to_string()))
+    };
+    match seg {
+        ["version"] => discovery::version(),
+        ["healthz"] | ["livez"] | ["readyz"] => http::text(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ok".to_string(),
+        ),
+        ["api"] => discovery::core_versions(shared.api_port),
+        ["api", "v1"] => discovery::resources_response(CORE_GV),
+        ["apis"] => discovery::group_list(&discovery::served_groups(metrics_listed, vpa)),
+        ["apis", "apps"] => discovery::group_response(APPS_GV),
+        ["apis", "apps", "v1"] => discovery::resources_response(APPS_GV),
+        ["apis", "metrics.k8s.io"] if metrics_listed => discovery::group_response(METRICS_GV),
+        ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] => {
+            if let Some((ns, res, name)) = parse_resource(rest) {
+                if denied(verb(name), res) {
+                    return forbidden(verb(name), res, "metrics.k8s.io", ns);
+                }
+            }
+            metrics::handle(shared, rest, q)
+        }
+        ["apis", "autoscaling.k8s.io"] if vpa => discovery::group_response(VPA_GV),
+        ["apis", "autoscaling.k8s.io", "v1"] if vpa => discovery::resources_response(VPA_GV),
+        ["apis", "autoscaling.k8s.io", "v1", rest @ ..] if vpa => {
+            let parsed = parse_resource(rest);
+            if let Some((ns, res, name)) = parsed {
+                if denied(verb(name), res) {
+                    return forbidden(verb(name), res, "autoscaling.k8s.io", ns);
+                }
+            }
+            resources::vpas(shared, rest, q, as_table)
+        }
+        ["api", "v1", "namespaces"] => resources::namespaces(shared, None),
+        ["api", "v1", "namespaces", ns] => resources::namespaces(shared, Some(ns)),
+        ["api", "v1", "namespaces", ns, "pods", name, "log"] => {
+            if denied("get", "pods/log") {
+                return forbidden("get", "pods/log", "", Some(ns));
+            }
+            resources::pod_log(shared, ns, name, q)
+        }
+        ["api", "v1", rest @ ..] => match parse_resource(rest) {
+            Some((ns, "pods", name)) => {
+                if denied(verb(name), "pods") {
+                    return forbidden(verb(name), "pods", "", ns);
+                }
+                resources::typed::<Pod>(shared, ns, name, q, ("", "pods"), as_table)
+            }
+            _ => http::path_not_found(),
+        },
+        ["apis", "apps", "v1", rest @ ..] => {
+            let Some((ns, res, name)) = parse_resource(rest) else {
+                return http::path_not_found();
+            };
+            if denied(verb(name), res) {
+                return forbidden(verb(name), res, "apps", ns);
+            }
+            let g = ("apps", res);
+            match res {
+                "deployments" => resources::typed::<Deployment>(shared, ns, name, q, g, as_table),
+                "replicasets" => resources::typed::<ReplicaSet>(shared, ns, name, q, g, as_table),
+                "statefulsets" => resources::typed::<StatefulSet>(shared, ns, name, q, g, as_table),
+                "daemonsets" => resources::daemonsets(shared, name),
+                _ => http::path_not_found(),
+            }
+        }
+        _ => http::path_not_found(),
+    }
+}

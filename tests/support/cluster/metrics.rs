@@ -1,0 +1,281 @@
+//! The metrics.k8s.io/v1beta1 API as metrics-server serves it: a scrape loop reads every running
+//! container's REAL working set (usage − inactive file, from its cgroup) and CPU rate (from
+//! /proc) once per `metrics_resolution` and keeps only the last scrape, so between scrapes the
+//! same sample and timestamp are served again and a new pod appears only after its first
+//! scrape. Memory quantities are spelled in three ways across pods (`NKi`, plain bytes, the
+//! largest exact binary suffix) to exercise parsers. `MetricsMode` turns the whole group into
+//! 503 ServiceUnavailable (aggregated API down) or 404 (not installed). k8s-openapi has no
+//! PodMetrics type, so the serde types are defined here (and are public for tests).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use hyper::{Response, StatusCode};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta, Time};
+use oomgate::memory::cgroup::CgroupReader;
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, Body, Query};
+use super::objects::{binary_si, time};
+use super::selector::{FieldSelector, LabelSelector};
+use super::state::Shared;
+use super::MetricsMode;
+
+/// `metrics.k8s.io/v1beta1` PodMetrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMetrics {
+    pub kind: String,
+    pub api_version: String,
+    pub metadata: ObjectMeta,
+    pub timestamp: Time,
+    pub window: String,
+    pub containers: Vec<ContainerMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerMetrics {
+    pub name: String,
+    /// `cpu` and `memory` quantities.
+    pub usage: BTreeMap<String, Quantity>,
+}
+
+/// `PodMetricsList` (also used, empty, for `NodeMetricsList`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMetricsList {
+    pub kind: String,
+    pub api_version: String,
+    pub metadata: ListMeta,
+    pub items: Vec<PodMetrics>,
+}
+
+/// The last scrape of one pod.
+#[derive(Debug, Clone)]
+pub(super) struct Sample {
+    pub timestamp: DateTime<Utc>,
+    pub labels: BTreeMap<String, String>,
+    /// (container, working set bytes, nanocores)
+    pub containers: Vec<(String, u64, u64)>,
+    pub style: u8,
+}
+
+const API_VERSION: &str = "metrics.k8s.io/v1beta1";
+
+/// How a quantity of memory is spelled for a pod (varies by pod name).
+fn memory_quantity(bytes: u64, style: u8) -> Quantity {
+    Quantity(match style {
+        0 if bytes % 1024 == 0 => format!("{}Ki", bytes / 1024),
+        1 => bytes.to_string(),
+        _ => binary_si(bytes),
+    })
+}
+
+/// Go duration text for the window ("1s", "15s", "1.5s").
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}s", ms as f64 / 1000.0)
+    }
+}
+
+/// utime + stime of a process in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+struct Target {
+    pod: String,
+    labels: BTreeMap<String, String>,
+    style: u8,
+    containers: Vec<(String, String, u32, CgroupReader)>,
+}
+
+/// The scrape loop; ends when the cluster shuts down.
+pub(super) async fn scrape_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let every = shared
+        .cfg
+        .metrics_resolution
+        .max(Duration::from_millis(100));
+    // (pod, container id) → (when, cpu ticks) of the previous scrape.
+    let mut previous: HashMap<(String, String), (Instant, u64)> = HashMap::new();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let targets: Vec<Target> = {
+            let st = shared.lock();
+            st.pods
+                .values()
+                .filter(|p| p.deleting.is_none())
+                .map(|p| Target {
+                    pod: p.name.clone(),
+                    labels: p.labels.clone(),
+                    style: (p.name.bytes().map(u32::from).sum::<u32>() % 3) as u8,
+                    containers: p
+                        .containers
+                        .iter()
+                        .filter_map(|c| {
+                            let i = c.inst.as_ref()?;
+                            Some((c.tpl.name.clone(), i.id.clone(), i.pid, i.cgroup.reader()))
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        let now = Utc::now();
+        let mut samples = BTreeMap::new();
+        let mut seen = HashMap::new();
+        for t in targets {
+            let mut containers = Vec::new();
+            for (name, id, pid, reader) in t.containers {
+                let Ok(reading) = reader.read() else {
+                    continue;
+                };
+                let key = (t.pod.clone(), id);
+                let nanocores = match (cpu_ticks(pid), previous.get(&key)) {
+                    (Some(ticks), Some((at, before))) => {
+                        let secs = at.elapsed().as_secs_f64().max(0.001);
+                        let used = ticks.saturating_sub(*before) as f64 / hz as f64;
+                        (used / secs * 1e9) as u64
+                    }
+                    _ => 0,
+                };
+                if let Some(ticks) = cpu_ticks(pid) {
+                    seen.insert(key, (Instant::now(), ticks));
+                }
+                containers.push((name, reading.working_set, nanocores));
+            }
+            if !containers.is_empty() {
+                samples.insert(
+                    t.pod,
+                    Sample {
+                        timestamp: now,
+                        labels: t.labels,
+                        containers,
+                        style: t.style,
+                    },
+                );
+            }
+        }
+        previous = seen;
+        shared.lock().metrics = samples;
+    }
+}
+
+fn pod_metrics(ns: &str, name: &str, s: &Sample, window: &str) -> PodMetrics {
+    PodMetrics {
+        kind: "PodMetrics".to_string(),
+        api_version: API_VERSION.to_string(),
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(ns.to_string()),
+            creation_timestamp: Some(time(Utc::now())),
+            labels: Some(s.labels.clone()),
+            ..ObjectMeta::default()
+        },
+        timestamp: time(s.timestamp),
+        window: window.to_string(),
+        containers: s
+            .containers
+            .iter()
+            .map(|(name, ws, nanocores)| ContainerMetrics {
+                name: name.clone(),
+                usage: BTreeMap::from([
+                    ("cpu".to_string(), Quantity(format!("{nanocores}n"))),
+                    ("memory".to_string(), memory_quantity(*ws, s.style)),
+                ]),
+            })
+            .collect(),
+    }
+}
+
+fn list(kind: &str, items: Vec<PodMetrics>) -> Response<Body> {
+    http::json(
+        StatusCode::OK,
+        &PodMetricsList {
+            kind: kind.to_string(),
+            api_version: API_VERSION.to_string(),
+            metadata: ListMeta::default(),
+            items,
+        },
+    )
+}
+
+/// Everything under `/apis/metrics.k8s.io/v1beta1/`; `rest` are the path segments after it.
+pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body> {
+    let st = shared.lock();
+    match st.metrics_mode {
+        MetricsMode::NotFound404 => return http::path_not_found(),
+        MetricsMode::Unavailable503 => {
+            let what = rest.iter().rev().find(|s| **s == "pods" || **s == "nodes");
+            return http::status(
+                503,
+                "ServiceUnavailable",
+                format!(
+                    "the server is currently unable to handle the request (get {}.metrics.k8s.io)",
+                    what.unwrap_or(&"pods")
+                ),
+            );
+        }
+        MetricsMode::Normal => {}
+    }
+    let ns = shared.cfg.namespace.as_str();
+    let window = go_duration(shared.cfg.metrics_resolution);
+    let filtered = |only_ns: Option<&str>| -> Result<Vec<PodMetrics>, String> {
+        let sel = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+        let fsel = FieldSelector::parse(
+            q.get("fieldSelector").unwrap_or(""),
+            &["metadata.name", "metadata.namespace"],
+        )?;
+        if only_ns.is_some_and(|n| n != ns) {
+            return Ok(Vec::new());
+        }
+        Ok(st
+            .metrics
+            .iter()
+            .filter(|(name, s)| {
+                sel.matches(&s.labels)
+                    && fsel.matches(|f| match f {
+                        "metadata.name" => name.to_string(),
+                        _ => ns.to_string(),
+                    })
+            })
+            .map(|(name, s)| pod_metrics(ns, name, s, &window))
+            .collect())
+    };
+    let respond = |r: Result<Vec<PodMetrics>, String>| match r {
+        Ok(items) => list("PodMetricsList", items),
+        Err(e) => http::status(400, "BadRequest", e),
+    };
+    match rest {
+        [] => super::discovery::resources_response(super::discovery::METRICS_GV),
+        ["pods"] => respond(filtered(None)),
+        ["namespaces", n, "pods"] => respond(filtered(Some(n))),
+        ["namespaces", n, "pods", name] => match st.metrics.get(*name) {
+            Some(s) if *n == ns => http::json(StatusCode::OK, &pod_metrics(ns, name, s, &window)),
+            _ => http::object_not_found("podmetrics", "metrics.k8s.io", name),
+        },
+        ["nodes"] => list("NodeMetricsList", Vec::new()),
+        ["nodes", name] => http::object_not_found("nodemetrics", "metrics.k8s.io", name),
+        _ => http::path_not_found(),
+    }
+}
