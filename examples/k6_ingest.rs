@@ -3,6 +3,7 @@
 //! wall time, MB/s of JSON, this process's peak RSS (VmHWM), and a few of the numbers read.
 //!
 //!   k6_ingest [--lenient] [--threads N] [--slow] FILE... (`-` = stdin)
+//!   k6_ingest --inflate-only FILE.gz   (the same inflater, output discarded: the floor for .gz)
 
 use std::time::Instant;
 
@@ -14,6 +15,28 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Inflates with the reader's gzip backend (flate2 on zlib-rs) and throws the bytes away.
+fn inflate_only(path: &str) -> anyhow::Result<()> {
+    use std::io::Read;
+    let started = Instant::now();
+    let file = std::io::BufReader::with_capacity(1 << 18, std::fs::File::open(path)?);
+    let mut dec = flate2::read::MultiGzDecoder::new(file);
+    let mut buf = vec![0u8; 4 << 20];
+    let mut bytes = 0u64;
+    loop {
+        match dec.read(&mut buf)? {
+            0 => break,
+            n => bytes += n as u64,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "bytes={bytes} seconds={secs:.3} mb_per_s={:.1}",
+        bytes as f64 / 1e6 / secs
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mut opts = ReadOptions::default();
     let mut files = Vec::new();
@@ -22,6 +45,12 @@ fn main() -> anyhow::Result<()> {
         match a.as_str() {
             "--lenient" => opts.lenient = true,
             "--slow" => opts.force_slow_path = true,
+            "--inflate-only" => {
+                let file = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--inflate-only needs a file"))?;
+                return inflate_only(&file);
+            }
             "--threads" => {
                 opts.threads = args
                     .next()

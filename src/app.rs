@@ -114,8 +114,7 @@ impl OutputDir {
     /// Write every report file, then the summary to stdout. Returns the exit code.
     fn finish(&self, sc: &Scenario, res: &RunResult) -> Result<u8> {
         let view = ReportView::build(&res.run, &res.verdict, &sc.policy);
-        let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(JsonReporter)];
-        for r in &reporters {
+        for r in &crate::report::all_file_reporters() {
             let path = self.dir.join(r.file_name());
             let mut buf = Vec::new();
             r.render(&view, &mut buf)

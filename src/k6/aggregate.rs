@@ -60,10 +60,12 @@ impl ReadStats {
     }
 }
 
-/// A line the reader passed over, for warnings: file, 1-based line number, why.
+/// A line the reader passed over, for warnings: file, 1-based line number, why. Readers that
+/// number lines per block set `block` and add the lines of earlier blocks once all are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LineIssue {
     pub file: Arc<str>,
+    pub block: u64,
     pub line: u64,
     pub truncated: bool,
     pub reason: String,

@@ -1,17 +1,17 @@
-//! Getting bytes to the line parser, fast and in constant memory: plain files are read in 4 MiB
-//! blocks (a big file is split at newlines into one byte range per core, each aggregated in its
-//! own thread, line numbers offset afterwards); gzip (recognised by its magic bytes 1f 8b, not
-//! by the name) is inflated in one thread while another parses; `-` reads stdin; several files
-//! are read in parallel, one aggregate each, merged as parallel k6 runners. A last line without
-//! its newline is checked strictly: when it is not complete JSON it is a truncated line (k6 was
-//! killed while writing), a warning rather than an error, and so is a gzip stream that ends
-//! early.
+//! Getting bytes to the line parser, fast and in constant memory. `Feeder` splits a byte
+//! stream into lines and feeds them to an aggregate; the readers here pick a strategy per
+//! source: a big plain file is split at newlines into one byte range per thread, gzip
+//! (recognised by its magic bytes 1f 8b, not by the name) and stdin go through a block pipeline
+//! (one thread reads or inflates, the others parse; both in `parallel.rs`), and several files
+//! are read side by side, one aggregate each, merged as parallel k6 runners as they finish. A
+//! last line without its newline is checked strictly: when it is not complete JSON it is a
+//! truncated line (k6 was killed while writing), a warning rather than an error, and so is a
+//! gzip stream that ends early.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use flate2::read::MultiGzDecoder;
@@ -19,12 +19,13 @@ use memchr::memchr_iter;
 
 use super::aggregate::{Aggregate, LineIssue, MAX_ISSUES};
 use super::line::{process_line, Handled};
+use super::parallel::{read_blocks, read_split};
 use super::{K6Error, ReadOptions};
 
-/// Size of one read / one inflated block.
-const BLOCK: usize = 4 << 20;
+/// Size of one read / one block.
+pub(crate) const BLOCK: usize = 4 << 20;
 /// A line longer than this is not k6 output (and would defeat constant memory).
-const MAX_LINE: usize = 64 << 20;
+pub(crate) const MAX_LINE: usize = 64 << 20;
 
 /// One input: a file, or stdin for `-`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,20 +57,22 @@ impl From<K6Error> for Failure {
     }
 }
 
-fn io_error(file: &str, source: io::Error) -> Failure {
+pub(crate) fn io_error(file: &str, source: io::Error) -> Failure {
     Failure::Error(K6Error::Io {
         file: file.to_string(),
         source,
     })
 }
 
-/// Splits a byte stream into lines and feeds them to an aggregate.
+/// Splits a byte stream into lines and feeds them to an aggregate. Line numbers count from the
+/// start of the stream, or of the current block (`start_block`) for the block pipeline.
 pub(crate) struct Feeder<'o> {
     file: Arc<str>,
     opts: &'o ReadOptions,
     pub agg: Aggregate,
     carry: Vec<u8>,
     line: u64,
+    block: u64,
 }
 
 impl<'o> Feeder<'o> {
@@ -80,7 +83,20 @@ impl<'o> Feeder<'o> {
             agg: Aggregate::new(opts.max_request_names),
             carry: Vec::new(),
             line: 0,
+            block: 0,
         }
+    }
+
+    /// Numbers the following lines from 1 within block `seq` (which starts at a line start).
+    pub fn start_block(&mut self, seq: u64) {
+        debug_assert!(self.carry.is_empty(), "blocks start at a line start");
+        self.block = seq;
+        self.line = 0;
+    }
+
+    /// The block being read and the lines read in it so far.
+    pub fn position(&self) -> (u64, u64) {
+        (self.block, self.line)
     }
 
     pub fn block(&mut self, data: &[u8]) -> Result<(), K6Error> {
@@ -139,6 +155,7 @@ impl<'o> Feeder<'o> {
         if self.agg.issues.len() < MAX_ISSUES {
             self.agg.issues.push(LineIssue {
                 file: self.file.clone(),
+                block: self.block,
                 line: self.line,
                 truncated,
                 reason,
@@ -249,9 +266,10 @@ fn read_one(
         Source::Stdin => {
             let (gz, r) = sniff_gzip(io::stdin()).map_err(|e| io_error(&label, e))?;
             if gz {
-                read_gz(r, &label, opts, abort)?
+                let r = MultiGzDecoder::new(BufReader::with_capacity(1 << 18, r));
+                read_blocks(r, true, &label, opts, threads, abort)?
             } else {
-                read_plain(r, &label, opts, abort)?
+                read_blocks(r, false, &label, opts, threads, abort)?
             }
         }
         Source::File(path) => {
@@ -262,7 +280,8 @@ fn read_one(
             f.seek(SeekFrom::Start(0))
                 .map_err(|e| io_error(&label, e))?;
             if gz {
-                read_gz(f, &label, opts, abort)?
+                let r = MultiGzDecoder::new(BufReader::with_capacity(1 << 18, f));
+                read_blocks(r, true, &label, opts, threads, abort)?
             } else if threads > 1 && len >= opts.split_threshold {
                 read_split(path, len, &label, opts, threads)?
             } else {
@@ -296,221 +315,6 @@ fn read_plain<R: Read>(
     Ok(feeder.finish()?)
 }
 
-/// Fills `buf` as far as the reader goes; `Ok(true)` at end of stream.
-fn fill<R: Read>(r: &mut R, buf: &mut [u8], filled: &mut usize) -> io::Result<bool> {
-    while *filled < buf.len() {
-        match r.read(&mut buf[*filled..]) {
-            Ok(0) => return Ok(true),
-            Ok(n) => *filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
-}
-
-enum GzMsg {
-    Block(Vec<u8>, usize),
-    End,
-    Truncated,
-    Error(io::Error),
-}
-
-/// Inflates in a helper thread while this one parses; blocks are recycled so at most four
-/// exist at a time.
-fn read_gz<R: Read + Send>(
-    r: R,
-    label: &str,
-    opts: &ReadOptions,
-    abort: &AtomicBool,
-) -> Result<Aggregate, Failure> {
-    std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<GzMsg>(2);
-        let (back_tx, back_rx) = channel::<Vec<u8>>();
-        s.spawn(move || {
-            let mut dec = MultiGzDecoder::new(BufReader::with_capacity(1 << 18, r));
-            loop {
-                let mut buf = back_rx.try_recv().unwrap_or_else(|_| vec![0u8; BLOCK]);
-                let mut filled = 0;
-                let end = fill(&mut dec, &mut buf, &mut filled);
-                let msg = match end {
-                    Ok(false) => GzMsg::Block(buf, filled),
-                    Ok(true) => {
-                        if filled > 0 && tx.send(GzMsg::Block(buf, filled)).is_err() {
-                            return;
-                        }
-                        let _ = tx.send(GzMsg::End);
-                        return;
-                    }
-                    Err(e) => {
-                        if filled > 0 && tx.send(GzMsg::Block(buf, filled)).is_err() {
-                            return;
-                        }
-                        let _ = tx.send(if e.kind() == io::ErrorKind::UnexpectedEof {
-                            GzMsg::Truncated
-                        } else {
-                            GzMsg::Error(e)
-                        });
-                        return;
-                    }
-                };
-                if tx.send(msg).is_err() {
-                    return; // the parser stopped
-                }
-            }
-        });
-        let mut feeder = Feeder::new(label, opts);
-        let mut truncated = false;
-        for msg in rx.iter() {
-            if abort.load(Ordering::Relaxed) {
-                return Err(Failure::Cancelled);
-            }
-            match msg {
-                GzMsg::Block(buf, n) => {
-                    feeder.block(&buf[..n])?;
-                    let _ = back_tx.send(buf);
-                }
-                GzMsg::End => break,
-                GzMsg::Truncated => {
-                    truncated = true;
-                    break;
-                }
-                GzMsg::Error(e) => {
-                    return Err(io_error(
-                        label,
-                        io::Error::new(e.kind(), format!("corrupt gzip data: {e}")),
-                    ))
-                }
-            }
-        }
-        let mut agg = feeder.finish()?;
-        if truncated {
-            agg.warnings.push(format!(
-                "{label}: the gzip stream ends early (k6 stopped while writing?); read what was there"
-            ));
-        }
-        Ok(agg)
-    })
-}
-
-/// Byte offsets where chunks start: `len × i / n`, each moved just past the next newline.
-fn chunk_starts(f: &mut File, len: u64, n: usize) -> io::Result<Vec<u64>> {
-    let mut starts = vec![0u64];
-    let mut window = vec![0u8; 64 << 10];
-    for i in 1..n {
-        let mut pos = (len * i as u64 / n as u64).max(*starts.last().unwrap_or(&0));
-        f.seek(SeekFrom::Start(pos))?;
-        let boundary = loop {
-            let k = f.read(&mut window)?;
-            if k == 0 {
-                break len;
-            }
-            if let Some(j) = memchr::memchr(b'\n', &window[..k]) {
-                break pos + j as u64 + 1;
-            }
-            pos += k as u64;
-        };
-        if boundary < len && boundary > *starts.last().unwrap_or(&0) {
-            starts.push(boundary);
-        }
-    }
-    Ok(starts)
-}
-
-/// One big plain file, one byte range per thread, merged as parts of the same runner.
-fn read_split(
-    path: &Path,
-    len: u64,
-    label: &str,
-    opts: &ReadOptions,
-    threads: usize,
-) -> Result<Aggregate, Failure> {
-    let mut f = File::open(path).map_err(|e| io_error(label, e))?;
-    let starts = chunk_starts(&mut f, len, threads).map_err(|e| io_error(label, e))?;
-    let ranges: Vec<(u64, u64)> = starts
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| (s, starts.get(i + 1).copied().unwrap_or(len)))
-        .collect();
-    // The lowest index of a chunk that failed: later chunks stop, earlier ones finish (their
-    // line counts are needed to number the failing line).
-    let failed = AtomicUsize::new(usize::MAX);
-    let results: Vec<Result<Aggregate, Failure>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .enumerate()
-            .map(|(i, &(start, end))| {
-                let failed = &failed;
-                s.spawn(move || {
-                    let r = read_range(path, start, end, label, opts, i, failed);
-                    if matches!(r, Err(Failure::Error(_))) {
-                        failed.fetch_min(i, Ordering::Relaxed);
-                    }
-                    r
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(Failure::Cancelled)))
-            .collect()
-    });
-    let mut merged: Option<Aggregate> = None;
-    let mut lines_before = 0u64;
-    for r in results {
-        match r {
-            Ok(mut agg) => {
-                for issue in &mut agg.issues {
-                    issue.line += lines_before;
-                }
-                lines_before += agg.stats.lines;
-                match &mut merged {
-                    Some(m) => m.merge_chunk(agg),
-                    None => merged = Some(agg),
-                }
-            }
-            Err(Failure::Error(K6Error::Malformed { file, line, reason })) => {
-                return Err(Failure::Error(K6Error::Malformed {
-                    file,
-                    line: line + lines_before,
-                    reason,
-                }))
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(merged.unwrap_or_else(|| Aggregate::new(opts.max_request_names)))
-}
-
-fn read_range(
-    path: &Path,
-    start: u64,
-    end: u64,
-    label: &str,
-    opts: &ReadOptions,
-    index: usize,
-    failed: &AtomicUsize,
-) -> Result<Aggregate, Failure> {
-    let mut f = File::open(path).map_err(|e| io_error(label, e))?;
-    f.seek(SeekFrom::Start(start))
-        .map_err(|e| io_error(label, e))?;
-    let mut r = f.take(end - start);
-    let mut feeder = Feeder::new(label, opts);
-    let mut buf = vec![0u8; BLOCK];
-    loop {
-        if failed.load(Ordering::Relaxed) < index {
-            return Err(Failure::Cancelled);
-        }
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => feeder.block(&buf[..n])?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error(label, e)),
-        }
-    }
-    Ok(feeder.finish()?)
-}
-
 /// Any stream, plain or gzip.
 pub(crate) fn read_reader<R: Read + Send>(
     label: &str,
@@ -518,12 +322,14 @@ pub(crate) fn read_reader<R: Read + Send>(
     opts: &ReadOptions,
 ) -> Result<Aggregate, K6Error> {
     let never = AtomicBool::new(false);
+    let threads = opts.effective_threads();
     let run = || -> Result<Aggregate, Failure> {
         let (gz, r) = sniff_gzip(reader).map_err(|e| io_error(label, e))?;
         let mut agg = if gz {
-            read_gz(r, label, opts, &never)?
+            let r = MultiGzDecoder::new(BufReader::with_capacity(1 << 18, r));
+            read_blocks(r, true, label, opts, threads, &never)?
         } else {
-            read_plain(r, label, opts, &never)?
+            read_blocks(r, false, label, opts, threads, &never)?
         };
         agg.sources = vec![label.to_string()];
         Ok(agg)

@@ -5,13 +5,15 @@
 //! end-of-test summary does (`summarize` → `K6Summary` → `LoadStats`), with per-stage numbers so
 //! load and memory line up. The k6 driver and `oomgate judge` call it; it talks to nobody else.
 //!
-//! Files: `input.rs` (files, gzip, stdin, threads), `line.rs` (one line: fast scanner, serde_json
-//! fallback), `scan.rs` (byte-level JSON and RFC 3339), `aggregate.rs` (the mergeable state),
-//! `summary.rs` (k6-style numbers), `stages.rs` (declared or reconstructed stage windows).
+//! Files: `input.rs` (sources, gzip, stdin, lines), `parallel.rs` (file ranges and the block
+//! pipeline across cores), `line.rs` (one line: fast scanner, serde_json fallback), `scan.rs`
+//! (byte-level JSON and RFC 3339), `aggregate.rs` (the mergeable state), `summary.rs` (k6-style
+//! numbers), `stages.rs` (declared or reconstructed stage windows).
 
 mod aggregate;
 mod input;
 mod line;
+mod parallel;
 mod scan;
 mod stages;
 mod summary;

@@ -445,6 +445,79 @@ fn an_empty_input_reads_as_no_points() {
 }
 
 #[test]
+fn the_block_pipeline_numbers_lines_across_blocks() {
+    // ~12 MB: three blocks for two parser threads, gzipped and through a plain stream
+    let text = sample_run().repeat(100);
+    let mut lines: Vec<&str> = text.lines().collect();
+    let (early, late) = (lines.len() / 3 + 7, lines.len() * 5 / 6);
+    lines[early] = "{\"metric\":\"http_reqs\",";
+    lines[late] = "not json";
+    let bad = lines.join("\n") + "\n";
+    let gzip = |t: &str| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(t.as_bytes()).unwrap();
+        enc.finish().unwrap()
+    };
+    let two = ReadOptions {
+        threads: 2,
+        ..ReadOptions::default()
+    };
+    for input in [gzip(&bad), bad.clone().into_bytes()] {
+        let err = read_stream("s", std::io::Cursor::new(input.clone()), &two).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!("s:{}: ", early + 1)),
+            "{err}"
+        );
+        let lenient = ReadOptions {
+            lenient: true,
+            ..two.clone()
+        };
+        let s = summarize(
+            &read_stream("s", std::io::Cursor::new(input), &lenient).unwrap(),
+            None,
+        );
+        assert_eq!(s.stats.skipped_lines, 2);
+        assert_eq!(s.stats.lines, lines.len() as u64);
+        assert!(
+            s.warnings[0].starts_with(&format!("s:{}: ", early + 1)),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            s.warnings[1].starts_with(&format!("s:{}: ", late + 1)),
+            "{:?}",
+            s.warnings
+        );
+    }
+    // the same numbers from two parser threads as from one
+    let one = ReadOptions {
+        threads: 1,
+        ..ReadOptions::default()
+    };
+    let a = summarize(
+        &read_stream("s", std::io::Cursor::new(gzip(&text)), &two).unwrap(),
+        None,
+    );
+    let b = summarize(&read_str(&text, &one).unwrap(), None);
+    let mut a2 = a.clone();
+    a2.sources = b.sources.clone();
+    assert_eq!(a2, b);
+    assert_eq!(a.requests, 5000);
+    // cut off mid-line at the end of a multi-block gzip stream: a warning on the last line
+    let cut = &text[..text.len() - 30];
+    let s = summarize(
+        &read_stream("s", std::io::Cursor::new(gzip(cut)), &two).unwrap(),
+        None,
+    );
+    assert_eq!(s.stats.truncated_lines, 1);
+    assert!(
+        s.warnings[0].starts_with(&format!("s:{}: ", cut.lines().count())),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
 fn request_names_are_capped() {
     let mut text = String::new();
     for i in 0..10 {
