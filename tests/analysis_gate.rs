@@ -49,8 +49,14 @@ fn slow_growth_through_a_hold_is_a_leak_though_the_peak_is_far_under_the_headroo
     let msg = leak[0]["message"].as_str().unwrap();
     assert!(msg.contains("MiB/min"), "reports the rate: {msg}");
     let rate = leak[0]["observed"].as_f64().unwrap() / (1024.0 * 1024.0);
-    assert!((40.0..=80.0).contains(&rate), "about 60 MiB/min measured, got {rate:.1}");
-    assert!(!findings(&r, "headroom", "pass").is_empty(), "the peak itself is fine: {r:#}");
+    assert!(
+        (40.0..=80.0).contains(&rate),
+        "about 60 MiB/min measured, got {rate:.1}"
+    );
+    assert!(
+        !findings(&r, "headroom", "pass").is_empty(),
+        "the peak itself is fine: {r:#}"
+    );
 }
 
 #[test]
@@ -66,7 +72,10 @@ fn a_steady_service_is_not_a_leak() {
     let o = case.run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = case.report();
-    assert!(findings(&r, "leak", "fail").is_empty() && findings(&r, "leak", "warn").is_empty(), "{r:#}");
+    assert!(
+        findings(&r, "leak", "fail").is_empty() && findings(&r, "leak", "warn").is_empty(),
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -101,6 +110,13 @@ fn a_baseline_thirty_percent_lower_is_a_regression() {
     let started = std::time::Instant::now();
     let o = case.run(&["--baseline", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"), "{}", text(&o));
-    assert!(started.elapsed() < Duration::from_secs(5), "rejected before the load");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.json"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "rejected before the load"
+    );
 }
