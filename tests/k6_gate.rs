@@ -43,6 +43,17 @@ export default function () {
 }
 "#;
 
+/// `oomgate ARGS --kubeconfig <the rig's>`, bounded in time.
+fn oomgate_with_cluster(cluster: &SimCluster, args: &[&str]) -> std::process::Output {
+    run_bounded(
+        Command::new(support::oomgate())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig_path()),
+        Duration::from_secs(120),
+    )
+}
+
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report.json"))
         .unwrap()
@@ -95,16 +106,9 @@ fn k6_driver_gates_a_deployment_on_the_simulated_cluster() {
         "  source: metrics-api\n  interval: 1s",
     );
     let out = dir.path().join("report");
-    let o = run_bounded(
-        Command::new(support::oomgate()).args([
-            "run",
-            sc.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--kubeconfig",
-            cluster.kubeconfig_path().to_str().unwrap(),
-        ]),
-        Duration::from_secs(120),
+    let o = oomgate_with_cluster(
+        &cluster,
+        &["run", sc.to_str().unwrap(), "--out", out.to_str().unwrap()],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = report(&out);
@@ -176,18 +180,16 @@ fn judge_reads_memory_for_a_finished_k6_run_from_prometheus() {
         ),
     );
     let out = dir.path().join("report");
-    let o = run_bounded(
-        Command::new(support::oomgate()).args([
+    let o = oomgate_with_cluster(
+        &cluster,
+        &[
             "judge",
             sc.to_str().unwrap(),
             "--k6-results",
             results.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
-            "--kubeconfig",
-            cluster.kubeconfig_path().to_str().unwrap(),
-        ]),
-        Duration::from_secs(60),
+        ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = report(&out);
@@ -212,18 +214,16 @@ fn judge_reads_memory_for_a_finished_k6_run_from_prometheus() {
         ),
     );
     let out2 = dir.path().join("report2");
-    let o = run_bounded(
-        Command::new(support::oomgate()).args([
+    let o = oomgate_with_cluster(
+        &cluster,
+        &[
             "judge",
             sc2.to_str().unwrap(),
             "--k6-results",
             results.to_str().unwrap(),
             "--out",
             out2.to_str().unwrap(),
-            "--kubeconfig",
-            cluster.kubeconfig_path().to_str().unwrap(),
-        ]),
-        Duration::from_secs(60),
+        ],
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let r = report(&out2);

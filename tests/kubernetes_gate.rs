@@ -49,6 +49,22 @@ policy:
     (dir, path)
 }
 
+/// A real Prometheus scraping the rig, ready with the pods' series, and the scenario's memory
+/// section pointing at it.
+fn prometheus_for(cluster: &SimCluster, pods: usize) -> (Prometheus, String) {
+    let prom = Prometheus::start(&[cluster.metrics_target()]);
+    prom.wait_for_series(
+        "container_memory_working_set_bytes{container=\"app\"}",
+        pods,
+        Duration::from_secs(20),
+    );
+    let memory = format!(
+        "  source: prometheus\n  interval: 1s\n  prometheus: {{ url: \"{}\" }}",
+        prom.url
+    );
+    (prom, memory)
+}
+
 const METRICS_API: &str = "  source: metrics-api\n  interval: 1s";
 
 fn run(
@@ -75,21 +91,24 @@ fn run(
     (o, report)
 }
 
-fn web(
-    cluster: &SimCluster,
-    replicas: u32,
-    limit: u64,
-    request: u64,
-    grow_slot0: Option<&'static str>,
-) {
+/// Deployment `web` of demo services (24 MiB baseline); replica slot 0 gets `slot0` as extra
+/// process env (e.g. to grow). Waits until the pods serve and metrics have been scraped.
+fn web(cluster: &SimCluster, replicas: u32, limit: u64, request: u64, slot0: &[(&str, &str)]) {
     let tpl = PodTemplate::app(
         ContainerTemplate::app(limit)
             .request(request)
             .env("DEMO_BASELINE", "24Mi"),
     );
-    cluster.add_deployment_with("web", replicas, tpl, move |slot| match (slot, grow_slot0) {
-        (0, Some(rate)) => vec![("DEMO_GROW_PER_SEC".into(), rate.into())],
-        _ => vec![],
+    let extra: Vec<(String, String)> = slot0
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    cluster.add_deployment_with("web", replicas, tpl, move |slot| {
+        if slot == 0 {
+            extra.clone()
+        } else {
+            vec![]
+        }
     });
     assert!(
         cluster.wait_ready("web", Duration::from_secs(20)),
@@ -98,6 +117,9 @@ fn web(
     // metrics-server lists a pod only after its first scrapes.
     std::thread::sleep(Duration::from_millis(2500));
 }
+
+/// Slot 0 grows 12 MiB/s from 24 MiB up to 116 MiB: past the 102.4 MiB allowed by 128Mi.
+const GROWER: &[(&str, &str)] = &[("DEMO_GROW_PER_SEC", "12Mi"), ("DEMO_MAX_BYTES", "116Mi")];
 
 fn vpa(target: &str, upper: &str, low_confidence: bool) -> serde_json::Value {
     serde_json::json!({
@@ -126,7 +148,7 @@ fn healthy_two_replica_deployment_passes_and_check_reports_it() {
         return;
     }
     let cluster = SimCluster::start(ClusterConfig::default());
-    web(&cluster, 2, 256 * MI, 64 * MI, None);
+    web(&cluster, 2, 256 * MI, 64 * MI, &[]);
     let (dir, sc) = scenario(&cluster, METRICS_API, "  headroom: 20%");
     let check = run_bounded(
         Command::new(support::oomgate()).args([
@@ -173,23 +195,7 @@ fn one_replica_growing_past_headroom_fails_naming_that_pod() {
     }
     let cluster = SimCluster::start(ClusterConfig::default());
     // 128Mi limit → 102.4 MiB allowed; slot 0 grows 12 MiB/s from 24 MiB, capped below the limit.
-    let tpl = PodTemplate::app(
-        ContainerTemplate::app(128 * MI)
-            .request(64 * MI)
-            .env("DEMO_BASELINE", "24Mi"),
-    );
-    cluster.add_deployment_with("web", 2, tpl, |slot| {
-        if slot == 0 {
-            vec![
-                ("DEMO_GROW_PER_SEC".into(), "12Mi".into()),
-                ("DEMO_MAX_BYTES".into(), "116Mi".into()),
-            ]
-        } else {
-            vec![]
-        }
-    });
-    assert!(cluster.wait_ready("web", Duration::from_secs(20)));
-    std::thread::sleep(Duration::from_millis(2500));
+    web(&cluster, 2, 128 * MI, 64 * MI, GROWER);
     let grower = cluster.pod_names("web")[0].clone();
     let (dir, sc) = scenario(&cluster, METRICS_API, "  headroom: 20%");
     let (o, r) = run(&cluster, &dir, &sc);
@@ -207,23 +213,13 @@ fn a_container_oom_killed_mid_run_fails_and_the_run_completes() {
     }
     let cluster = SimCluster::start(ClusterConfig::default());
     // Slot 0 grows 20 MiB/s in a 96Mi limit: the kernel kills it a few seconds in.
-    let tpl = PodTemplate::app(
-        ContainerTemplate::app(96 * MI)
-            .request(64 * MI)
-            .env("DEMO_BASELINE", "24Mi"),
+    web(
+        &cluster,
+        2,
+        96 * MI,
+        64 * MI,
+        &[("DEMO_GROW_PER_SEC", "20Mi"), ("DEMO_GROW_AFTER", "3s")],
     );
-    cluster.add_deployment_with("web", 2, tpl, |slot| {
-        if slot == 0 {
-            vec![
-                ("DEMO_GROW_PER_SEC".into(), "20Mi".into()),
-                ("DEMO_GROW_AFTER".into(), "3s".into()),
-            ]
-        } else {
-            vec![]
-        }
-    });
-    assert!(cluster.wait_ready("web", Duration::from_secs(20)));
-    std::thread::sleep(Duration::from_millis(2000));
     let victim = cluster.pod_names("web")[0].clone();
     let (dir, sc) = scenario(&cluster, METRICS_API, "  headroom: 20%");
     let started = std::time::Instant::now();
@@ -249,7 +245,7 @@ fn request_far_below_the_vpa_target_fails_on_vpa_request() {
         return;
     }
     let cluster = SimCluster::start(ClusterConfig::default());
-    web(&cluster, 1, 1024 * MI, 256 * MI, None);
+    web(&cluster, 1, 1024 * MI, 256 * MI, &[]);
     cluster.set_vpa(vpa("512Mi", "1Gi", false));
     let (dir, sc) = scenario(
         &cluster,
@@ -269,7 +265,7 @@ fn a_peak_far_above_the_vpa_upper_bound_fails_and_low_confidence_only_warns() {
         return;
     }
     let cluster = SimCluster::start(ClusterConfig::default());
-    web(&cluster, 1, 512 * MI, 24 * MI, None);
+    web(&cluster, 1, 512 * MI, 24 * MI, &[]);
     // Target 8 MiB, upper bound 10 MiB: the 24 MiB baseline is far above.
     cluster.set_vpa(vpa("8Mi", "10Mi", false));
     let (dir, sc) = scenario(
@@ -302,7 +298,7 @@ fn a_metrics_api_answering_503_is_inconclusive_never_a_pass() {
         return;
     }
     let cluster = SimCluster::start(ClusterConfig::default());
-    web(&cluster, 1, 256 * MI, 64 * MI, None);
+    web(&cluster, 1, 256 * MI, 64 * MI, &[]);
     cluster.set_metrics_mode(MetricsMode::Unavailable503);
     let (dir, sc) = scenario(&cluster, METRICS_API, "  headroom: 20%");
     let (o, r) = run(&cluster, &dir, &sc);
@@ -332,33 +328,9 @@ fn the_same_verdicts_through_a_real_prometheus() {
         return;
     }
     let cluster = SimCluster::start(ClusterConfig::default());
-    let tpl = PodTemplate::app(
-        ContainerTemplate::app(128 * MI)
-            .request(64 * MI)
-            .env("DEMO_BASELINE", "24Mi"),
-    );
-    cluster.add_deployment_with("web", 2, tpl, |slot| {
-        if slot == 0 {
-            vec![
-                ("DEMO_GROW_PER_SEC".into(), "12Mi".into()),
-                ("DEMO_MAX_BYTES".into(), "116Mi".into()),
-            ]
-        } else {
-            vec![]
-        }
-    });
-    assert!(cluster.wait_ready("web", Duration::from_secs(20)));
-    let prom = Prometheus::start(&[cluster.metrics_target()]);
-    prom.wait_for_series(
-        "container_memory_working_set_bytes{container=\"app\"}",
-        2,
-        Duration::from_secs(20),
-    );
+    web(&cluster, 2, 128 * MI, 64 * MI, GROWER);
+    let (_prom, memory) = prometheus_for(&cluster, 2);
     let grower = cluster.pod_names("web")[0].clone();
-    let memory = format!(
-        "  source: prometheus\n  interval: 1s\n  prometheus: {{ url: \"{}\" }}",
-        prom.url
-    );
     let (dir, sc) = scenario(&cluster, &memory, "  headroom: 20%");
     let (o, r) = run(&cluster, &dir, &sc);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -368,17 +340,9 @@ fn the_same_verdicts_through_a_real_prometheus() {
     assert_eq!(f[0]["pod"], grower.as_str(), "{r:#}");
     // Healthy replica only: pass.
     let healthy = SimCluster::start(ClusterConfig::default());
-    web(&healthy, 2, 256 * MI, 64 * MI, None);
-    let prom2 = Prometheus::start(&[healthy.metrics_target()]);
-    prom2.wait_for_series(
-        "container_memory_working_set_bytes{container=\"app\"}",
-        2,
-        Duration::from_secs(20),
-    );
-    let memory = format!(
-        "  source: prometheus\n  interval: 1s\n  prometheus: {{ url: \"{}\" }}",
-        prom2.url
-    );
+    web(&healthy, 2, 256 * MI, 64 * MI, &[]);
+    let (_prom2, memory) = prometheus_for(&healthy, 2);
+
     let (dir2, sc2) = scenario(&healthy, &memory, "  headroom: 20%");
     let (o, r) = run(&healthy, &dir2, &sc2);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

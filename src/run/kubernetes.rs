@@ -190,19 +190,10 @@ pub(super) async fn execute(
         stop_on_oom: sc.stop_on_oom,
         limit_enforced: true,
         notes: resolved.notes.clone(),
-        workload: format!("{} in {}", resolved.description, resolved.namespace),
+        workload: resolved.label(),
         vpa,
         allowed,
-        env: resolved
-            .pods
-            .first()
-            .map(|p| {
-                p.containers
-                    .iter()
-                    .map(|c| (c.name.clone(), c.env.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        env: resolved.container_env(),
         baseline: ctx.baseline.clone(),
     };
     let result = measure(sc, driver, prepared).await;

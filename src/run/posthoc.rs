@@ -122,13 +122,14 @@ pub async fn judge_k6(
             seen.push(key);
         }
     }
-    // One tick per step: a tick has data when any series has a value at that step.
+    // One tick per step of the k6 window itself (the padding only catches samples near its
+    // edges); a tick has data when any series has a value at that step.
     let mut steps: Vec<_> = observations.iter().map(|o| o.at).collect();
     steps.sort();
     steps.dedup();
-    let ticks = ((end - start).num_milliseconds() as f64 / step.as_millis().max(1) as f64).floor()
-        as u64
-        + 1;
+    let step_ms = step.as_millis().max(1) as i64;
+    let ticks = ((last - first).num_milliseconds() / step_ms) as u64 + 1;
+    let in_window = steps.iter().filter(|t| **t >= first && **t <= last).count() as u64;
     for at in &steps {
         sampler.record(
             observations
@@ -151,8 +152,8 @@ pub async fn judge_k6(
     let memory = MemoryMeta {
         source: "prometheus".into(),
         interval: step,
-        ticks: ticks.max(steps.len() as u64),
-        ticks_with_data: steps.len() as u64,
+        ticks: ticks.max(in_window),
+        ticks_with_data: in_window,
         limit_enforced: true,
         notes: notes.clone(),
     };
@@ -166,20 +167,11 @@ pub async fn judge_k6(
         load: summary.load_stats(),
         memory,
         ended_early: None,
-        workload: format!("{} in {}", resolved.description, resolved.namespace),
+        workload: resolved.label(),
         vpa,
         notes,
         baseline: ctx.baseline.clone(),
-        env: resolved
-            .pods
-            .first()
-            .map(|p| {
-                p.containers
-                    .iter()
-                    .map(|c| (c.name.clone(), c.env.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        env: resolved.container_env(),
     };
     let verdict = crate::judge::evaluate(&sc.policy, &run);
     Ok(RunResult { run, verdict })

@@ -56,6 +56,27 @@ pub struct ResolvedWorkload {
     pub notes: Vec<String>,
 }
 
+impl ResolvedWorkload {
+    /// Each container's literal env, from the first pod (the template's values), for the
+    /// runtime-setting lint.
+    pub fn container_env(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.pods
+            .first()
+            .map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.env.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `deployment/web in staging`.
+    pub fn label(&self) -> String {
+        format!("{} in {}", self.description, self.namespace)
+    }
+}
+
 /// Reads the workload, lists its pods and their memory settings.
 pub async fn resolve(
     client: &kube::Client,
