@@ -1,6 +1,7 @@
 //! Reads k6 `--out json` results with oomgate's reader and prints how fast it went, for
 //! `scripts/bench-k6-ingest`: the JSON bytes read (after decompression), the file bytes, the
-//! wall time, MB/s of JSON, this process's peak RSS (VmHWM), and a few of the numbers read.
+//! wall time, MB/s of JSON, the CPU time it took (all threads; on a busy machine MB per CPU
+//! second says more than wall time), this process's peak RSS (VmHWM), and a few numbers read.
 //!
 //!   k6_ingest [--lenient] [--threads N] [--slow] FILE... (`-` = stdin)
 //!   k6_ingest --inflate-only FILE.gz   (the same inflater, output discarded: the floor for .gz)
@@ -8,6 +9,17 @@
 use std::time::Instant;
 
 use oomgate::k6::{read_files, summarize, ReadOptions};
+
+/// User + system CPU seconds of this process so far (all threads).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
 
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -70,14 +82,18 @@ fn main() -> anyhow::Result<()> {
         .map(|m| m.len())
         .sum();
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let agg = read_files(&files, &opts)?;
     let summary = summarize(&agg, None);
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
     let json_bytes = summary.stats.bytes;
     println!(
-        "bytes={json_bytes} file_bytes={file_bytes} seconds={secs:.3} mb_per_s={:.1} peak_rss_mib={:.1} \
-         lines={} requests={} p95_ms={:.3} max_ms={:.3} stages={} fallback_lines={}",
+        "bytes={json_bytes} file_bytes={file_bytes} seconds={secs:.3} mb_per_s={:.1} cpu_seconds={cpu:.3} \
+         mb_per_cpu_s={:.1} peak_rss_mib={:.1} lines={} requests={} p95_ms={:.3} max_ms={:.3} stages={} \
+         fallback_lines={}",
         json_bytes as f64 / 1e6 / secs,
+        json_bytes as f64 / 1e6 / cpu.max(1e-9),
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
         summary.stats.lines,
         summary.requests,

@@ -217,6 +217,18 @@ pub struct LoadStats {
     pub tool_thresholds_failed: bool,
 }
 
+/// The load driver's numbers for one stage, when the driver can split them by stage (k6 can,
+/// from its time buckets; Goose aggregates the whole run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StageLoad {
+    /// 0-based stage index, as in the plan.
+    pub index: usize,
+    pub requests: u64,
+    pub failures: u64,
+    pub rps: f64,
+    pub p95_ms: f64,
+}
+
 impl LoadStats {
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {

@@ -8,6 +8,7 @@
 #   OOMGATE_ACTION_SCENARIO    scenario file (required)
 #   OOMGATE_ACTION_ARGS        extra arguments, split like a shell would (quotes group words), never executed
 #   OOMGATE_ACTION_REPORT_DIR  report directory (default oomgate-report)
+#   OOMGATE_ACTION_BASELINE    an earlier report.json (or its directory) for --baseline; empty: none
 #   OOMGATE_ACTION_JSON        jq | python3: which tool reads report.json (default: jq when present)
 # and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY, set by the runner (either may be missing).
 # Written for bash 3.2 and up (macOS runners included).
@@ -39,6 +40,22 @@ case "${OOMGATE_ACTION_ARGS:-}" in
     ;;
 esac
 while IFS= read -r -d '' a; do args+=("$a"); done < "$split"
+
+# --- baseline: an earlier report to compare with; one that is not there is only noted -----------
+baseline="${OOMGATE_ACTION_BASELINE:-}"
+case "$baseline" in
+  *[![:space:]]*)
+    if [ -e "$baseline" ]; then
+      echo "oomgate: comparing with the baseline $baseline"
+      args=(--baseline "$baseline" ${args[@]+"${args[@]}"})
+    else
+      shown=${baseline//%/%25}
+      shown=${shown//$'\r'/%0D}
+      shown=${shown//$'\n'/%0A}
+      echo "::notice title=oomgate::no baseline at $shown: the gate runs without one"
+    fi
+    ;;
+esac
 
 # --- run -----------------------------------------------------------------------------------------
 # Reports of an earlier run in the same directory must not pass for this run's.

@@ -129,8 +129,7 @@ impl<'o> Feeder<'o> {
     #[inline]
     fn line(&mut self, bytes: &[u8]) -> Result<(), K6Error> {
         self.line += 1;
-        let stats = &mut self.agg.stats;
-        stats.lines += 1;
+        self.agg.stats.lines += 1;
         match process_line(bytes, &mut self.agg, self.opts.force_slow_path) {
             Ok(Handled::Point | Handled::Skipped) => self.agg.stats.points += 1,
             Ok(Handled::Metric) => self.agg.stats.metric_lines += 1,
@@ -188,11 +187,8 @@ impl<'o> Feeder<'o> {
 pub(crate) fn read_sources(sources: &[Source], opts: &ReadOptions) -> Result<Aggregate, K6Error> {
     let threads = opts.effective_threads();
     if sources.len() == 1 {
-        return match read_one(&sources[0], opts, threads, &AtomicBool::new(false)) {
-            Ok(agg) => Ok(agg),
-            Err(Failure::Error(e)) => Err(e),
-            Err(Failure::Cancelled) => unreachable!("nothing cancels a single source"),
-        };
+        let r = read_one(&sources[0], opts, threads, &AtomicBool::new(false));
+        return settle(r, &sources[0].label());
     }
     let abort = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
@@ -334,9 +330,17 @@ pub(crate) fn read_reader<R: Read + Send>(
         agg.sources = vec![label.to_string()];
         Ok(agg)
     };
-    match run() {
+    settle(run(), label)
+}
+
+/// The result of reading a single input, which nothing else can cancel.
+fn settle(r: Result<Aggregate, Failure>, label: &str) -> Result<Aggregate, K6Error> {
+    match r {
         Ok(agg) => Ok(agg),
         Err(Failure::Error(e)) => Err(e),
-        Err(Failure::Cancelled) => unreachable!("nothing cancels a single stream"),
+        Err(Failure::Cancelled) => Err(K6Error::Io {
+            file: label.to_string(),
+            source: io::Error::other("reading stopped unexpectedly"),
+        }),
     }
 }

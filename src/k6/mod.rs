@@ -18,6 +18,8 @@ mod scan;
 mod stages;
 mod summary;
 #[cfg(test)]
+mod summary_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::Read;

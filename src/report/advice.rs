@@ -1,15 +1,21 @@
-//! "What to change": the sentence per container that turns this run's numbers into a suggested
-//! limit and request, and the `resources:` YAML snippet to paste into the pod spec. Shared by the
-//! Markdown and HTML reports so both say the same; the text is plain (the caller escapes it) and
-//! never contains the container name, which each format prints in its own markup.
+//! "What to change", worded from each container's `analysis::recommend::Recommendation` (the one
+//! source of the suggested limit, request and runtime heap settings, which the judge quotes
+//! too): a sentence on the limit and the request, a sentence on the runtime heap settings that
+//! follow from the suggested limit, and the ready YAML patch of `recommend::yaml_patch` with the
+//! container name made a safe YAML scalar. Shared by the terminal, Markdown and HTML reports so
+//! all say the same; the text is plain (the caller escapes it) and the sentences never contain
+//! the container name, which each format prints in its own markup.
 
 use super::escape::yaml_scalar;
-use super::{ContainerRow, ReportView};
+use super::ContainerRow;
+use crate::analysis::recommend::{
+    format_go_bytes, yaml_patch, Recommendation, GOMEMLIMIT_SHARE, NODE_HEAP_SHARE,
+};
 use crate::model::{Rule, Severity};
 use crate::units::{format_bytes, format_bytes_exact_quantity, format_percent};
 
 /// A suggested size, exact (suggestions are whole MiB): "1088 MiB", "2 GiB".
-fn exact(b: u64) -> String {
+pub fn exact(b: u64) -> String {
     format_bytes_exact_quantity(b)
         .replace("Ki", " KiB")
         .replace("Mi", " MiB")
@@ -17,26 +23,45 @@ fn exact(b: u64) -> String {
         .replace("Ti", " TiB")
 }
 
-/// What to do with `row`'s limit and request, in one sentence; `None` without a suggestion.
-pub fn sentence(row: &ContainerRow, headroom: f64) -> Option<String> {
-    let s = row.suggestion.as_ref()?;
-    let peak = row.peak?;
+/// How the numbers are derived, for the head of the block: "limit = peak ÷ (1 − 20% headroom),
+/// rounded up …".
+pub fn method(headroom: f64) -> String {
+    format!(
+        "limit = peak ÷ (1 − {} headroom), rounded up to a whole MiB (64 MiB steps above 1 GiB); \
+         request = median working set of the busiest hold × 1.15 (the VPA's margin); runtime \
+         heaps from the suggested limit: GOMEMLIMIT {}, Node --max-old-space-size {}, Java \
+         -XX:MaxRAMPercentage={}",
+        format_percent(headroom),
+        format_percent(GOMEMLIMIT_SHARE),
+        format_percent(NODE_HEAP_SHARE),
+        crate::analysis::recommend::JAVA_MAX_RAM_PERCENTAGE
+    )
+}
+
+/// What to do with `row`'s limit and request, in one sentence; `None` without a
+/// recommendation.
+pub fn sentence(row: &ContainerRow) -> Option<String> {
+    let r = row.recommendation.as_ref()?;
     let why = format!(
         "peak {} ÷ (1 − {} headroom)",
-        format_bytes(peak),
-        format_percent(headroom)
+        format_bytes(r.peak),
+        format_percent(r.headroom)
     );
-    let new = exact(s.limit);
-    let mut text = match row.limit {
+    let new = exact(r.limit);
+    let mut text = match r.current_limit {
         None => format!("set a memory limit of {new} ({why})"),
-        Some(l) if l < s.limit => {
+        Some(l) if l < r.limit => {
             format!("raise the limit from {} to {new} ({why})", format_bytes(l))
         }
-        Some(l) if l >= s.limit.saturating_mul(2) => format!(
+        Some(l) if l >= r.limit.saturating_mul(2) => format!(
             "the limit {} is more than twice what this load needs; {new} would do ({why})",
             format_bytes(l)
         ),
-        Some(l) => format!("keep the limit {} ({why} = {new})", format_bytes(l)),
+        Some(l) if l == r.limit => format!("keep the limit {new} ({why})"),
+        Some(l) => format!(
+            "keep the limit {}, or lower it to {new} ({why})",
+            format_bytes(l)
+        ),
     };
     if row.results.get(&Rule::OomKilled) == Some(&Severity::Fail) {
         text.push_str(
@@ -44,57 +69,174 @@ pub fn sentence(row: &ContainerRow, headroom: f64) -> Option<String> {
              lower bound and run the gate again",
         );
     }
-    match (&s.request, &s.request_basis) {
-        (Some(r), Some((median, stage))) => {
-            let basis = format!("median {} in {stage} × 1.15", format_bytes(*median));
-            let r_text = exact(*r);
-            text.push_str(&match row.request {
-                None => format!("; set a memory request of {r_text} ({basis})"),
-                Some(now) if now == *r => format!("; the request {r_text} fits ({basis})"),
+    if row.results.get(&Rule::Leak) == Some(&Severity::Fail) {
+        text.push_str(
+            "; its working set keeps growing through the holds (leak), so this peak only holds \
+             for a run this long: fix the growth first",
+        );
+    }
+    match (r.request, &r.request_basis) {
+        (Some(req), Some(b)) => {
+            let basis = format!(
+                "stage {}'s median of {} at {} users × 1.15",
+                b.stage + 1,
+                format_bytes(b.median),
+                b.users
+            );
+            let req_text = exact(req);
+            text.push_str(&match r.current_request {
+                None => format!("; set a memory request of {req_text} ({basis})"),
+                Some(now) if now == req => format!("; the request {req_text} fits ({basis})"),
                 Some(now) => format!(
-                    "; {} the request from {} to {r_text} ({basis})",
-                    if now < *r { "raise" } else { "lower" },
+                    "; {} the request from {} to {req_text} ({basis})",
+                    if now < req { "raise" } else { "lower" },
                     format_bytes(now)
                 ),
             });
         }
-        _ => text.push_str("; no sample in the busiest hold to base a request on"),
+        _ => text.push_str("; no hold with enough samples to base a request on"),
     }
     text.push('.');
     Some(text)
 }
 
-/// The suggested `resources:` of every container with a suggestion, as YAML for a pod template's
-/// `containers:` list; `None` when no container has one.
-pub fn yaml(view: &ReportView) -> Option<String> {
-    let rows: Vec<&ContainerRow> = view
-        .containers
+/// `NAME=value`, the value in double quotes when it has blanks or quotes.
+fn assignment(name: &str, value: &str) -> String {
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+        format!(
+            "{name}=\"{}\"",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    } else {
+        format!("{name}={value}")
+    }
+}
+
+/// The runtime heap settings that follow from the suggested limit, in one sentence: the
+/// variables of the runtimes seen in the container's environment, or every choice when its
+/// runtime is unknown.
+pub fn runtime(r: &Recommendation) -> String {
+    let limit = exact(r.limit);
+    let go = format_percent(GOMEMLIMIT_SHARE);
+    let node = format_percent(NODE_HEAP_SHARE);
+    let share = |runtime: &str| match runtime {
+        "Go" => format!("Go, {go}"),
+        "Node.js" => format!("Node.js, {node}"),
+        other => other.to_string(),
+    };
+    if r.env.is_empty() {
+        return format!(
+            "Runtime heap for the {limit} limit, for whichever runtime it runs: GOMEMLIMIT={} \
+             (Go, {go}), NODE_OPTIONS=--max-old-space-size={} (Node.js, {node}), \
+             JAVA_TOOL_OPTIONS=-XX:MaxRAMPercentage={} (Java).",
+            format_go_bytes(r.gomemlimit),
+            r.node_max_old_space_mib,
+            r.java_max_ram_percentage
+        );
+    }
+    let settings: Vec<String> = r
+        .env
         .iter()
-        .filter(|c| c.suggestion.is_some())
+        .map(|e| format!("{} ({})", assignment(&e.name, &e.value), share(e.runtime)))
         .collect();
-    if rows.is_empty() {
-        return None;
+    format!(
+        "Runtime heap for the {limit} limit: {}.",
+        settings.join(", ")
+    )
+}
+
+/// The ready strategic-merge patch for `r` (`recommend::yaml_patch`), the container name written
+/// as a YAML scalar (quoted when it is not a plain DNS label).
+pub fn patch(r: &Recommendation) -> String {
+    let safe = Recommendation {
+        container: yaml_scalar(&r.container),
+        ..r.clone()
+    };
+    yaml_patch(&safe)
+}
+
+/// A Markdown code fence longer than any run of backticks in `text` (at least three).
+pub fn fence(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
     }
-    let mut out = format!(
-        "# suggested by oomgate: limit = peak ÷ (1 − {} headroom); request = median of the busiest hold × 1.15\ncontainers:\n",
-        format_percent(view.policy.headroom)
-    );
-    for row in rows {
-        let s = row.suggestion.as_ref().expect("filtered");
-        out.push_str(&format!(
-            "  - name: {}\n    resources:\n",
-            yaml_scalar(&row.container)
-        ));
-        if let Some(r) = s.request {
-            out.push_str(&format!(
-                "      requests:\n        memory: {}\n",
-                format_bytes_exact_quantity(r)
-            ));
+    "`".repeat((longest + 1).max(3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::recommend::{EnvSetting, RequestBasis};
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    fn rec() -> Recommendation {
+        Recommendation {
+            container: "app".into(),
+            peak: 870 * MIB,
+            headroom: 0.2,
+            limit: 1088 * MIB,
+            current_limit: Some(GIB),
+            request: Some(575 * MIB),
+            request_basis: Some(RequestBasis {
+                stage: 3,
+                users: 200,
+                median: 500 * MIB,
+            }),
+            current_request: Some(512 * MIB),
+            gomemlimit: 979 * MIB,
+            node_max_old_space_mib: 816,
+            java_max_ram_percentage: 75,
+            env: Vec::new(),
         }
-        out.push_str(&format!(
-            "      limits:\n        memory: {}\n",
-            format_bytes_exact_quantity(s.limit)
-        ));
     }
-    Some(out)
+
+    #[test]
+    fn the_runtime_sentence_lists_every_choice_when_the_runtime_is_unknown() {
+        assert_eq!(
+            runtime(&rec()),
+            "Runtime heap for the 1088 MiB limit, for whichever runtime it runs: \
+             GOMEMLIMIT=979MiB (Go, 90%), NODE_OPTIONS=--max-old-space-size=816 (Node.js, 75%), \
+             JAVA_TOOL_OPTIONS=-XX:MaxRAMPercentage=75 (Java)."
+        );
+    }
+
+    #[test]
+    fn the_runtime_sentence_names_the_variables_the_container_sets() {
+        let mut r = rec();
+        r.env = vec![
+            EnvSetting {
+                runtime: "Node.js",
+                name: "NODE_OPTIONS".into(),
+                value: "--enable-source-maps --max-old-space-size=816".into(),
+            },
+            EnvSetting {
+                runtime: "Go",
+                name: "GOMEMLIMIT".into(),
+                value: "979MiB".into(),
+            },
+        ];
+        assert_eq!(
+            runtime(&r),
+            "Runtime heap for the 1088 MiB limit: NODE_OPTIONS=\"--enable-source-maps \
+             --max-old-space-size=816\" (Node.js, 75%), GOMEMLIMIT=979MiB (Go, 90%)."
+        );
+    }
+
+    #[test]
+    fn patches_quote_names_that_are_not_dns_labels_and_fences_outgrow_backticks() {
+        let mut r = rec();
+        r.container = "a\n```b".into();
+        let p = patch(&r);
+        assert!(p.contains("        - name: \"a\\n```b\"\n"), "{p}");
+        assert!(!p.lines().any(|l| l.starts_with("```")), "{p}");
+        assert_eq!(fence("x"), "```");
+        assert_eq!(fence("a ```` b"), "`````");
+        assert_eq!(exact(1088 * MIB), "1088 MiB");
+        assert!(method(0.2).starts_with("limit = peak ÷ (1 − 20% headroom)"));
+    }
 }

@@ -1,8 +1,10 @@
 //! `report.html`: the whole report as one self-contained page to open from CI artifacts — inline
 //! CSS, the memory chart inlined as SVG, no script, no network (a Content-Security-Policy forbids
-//! both). A verdict banner, then the chart, the memory and results tables, the findings (passes
-//! folded away), the load numbers, "What to change" with the `resources:` snippet, the stages and
-//! the memory data. Every string from outside goes through `escape::html`; the chart's text is
+//! both). A verdict banner, then the findings (passes folded away), the chart, the memory and
+//! results tables, "What to change" with the runtime heap settings and a YAML patch per
+//! container, the trends through the holds, the memory per user, the deltas against a baseline,
+//! the load numbers and the stages with each container's working set (the analysis sections are
+//! in `analysis`). Every string from outside goes through `escape::html`; the chart's text is
 //! already XML-escaped by plotters.
 
 use std::fmt::Write as _;
@@ -10,10 +12,10 @@ use std::io;
 
 use super::escape::html as h;
 use super::text::{self, severity_word};
-use super::{advice, svg, ReportView, Reporter};
+use super::{svg, ReportView, Reporter};
 use crate::judge::{clock, format_share};
 use crate::model::{PeakSource, Rule, Severity};
-use crate::units::{format_bytes, format_duration, format_percent};
+use crate::units::{format_bytes, format_percent};
 
 /// Writes `report.html`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -125,9 +127,10 @@ pub fn render(view: &ReportView) -> io::Result<String> {
         chart.trim()
     );
     memory(view, &mut out);
+    analysis::change(view, &mut out);
+    analysis::analysis(view, &mut out);
     load(view, &mut out);
-    change(view, &mut out);
-    stages(view, &mut out);
+    analysis::stages(view, &mut out);
     let _ = writeln!(
         out,
         "<footer>oomgate {} · {} · generated from report data only; no script, no network</footer>\n</main>\n</body>\n</html>",
@@ -357,56 +360,8 @@ fn load(view: &ReportView, out: &mut String) {
     out.push_str("</section>\n");
 }
 
-fn change(view: &ReportView, out: &mut String) {
-    out.push_str("<section><h2>What to change</h2>\n");
-    let items: Vec<String> = view
-        .containers
-        .iter()
-        .filter_map(|c| {
-            advice::sentence(c, view.policy.headroom)
-                .map(|s| format!("<li><b>{}</b>: {}</li>", h(&c.container), h(&s)))
-        })
-        .collect();
-    match advice::yaml(view) {
-        Some(yaml) if !items.is_empty() => {
-            let _ = writeln!(
-                out,
-                "<ul>\n{}\n</ul>\n<pre><code>{}</code></pre>",
-                items.join("\n"),
-                h(&yaml)
-            );
-        }
-        _ => out.push_str("<p>Nothing to suggest: no container has memory data.</p>\n"),
-    }
-    out.push_str("</section>\n");
-}
-
-fn stages(view: &ReportView, out: &mut String) {
-    if view.stages.is_empty() {
-        return;
-    }
-    out.push_str(
-        "<section><h2>Stages</h2><table><thead><tr><th>Stage</th><th>Kind</th><th class=\"num\">Users</th>\
-         <th>Start (UTC)</th><th>End (UTC)</th><th class=\"num\">Duration</th></tr></thead><tbody>\n",
-    );
-    for s in &view.stages {
-        let users = if s.from_users == s.to_users {
-            s.to_users.to_string()
-        } else {
-            format!("{}→{}", s.from_users, s.to_users)
-        };
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{users}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            s.index + 1,
-            if s.from_users == s.to_users { "hold" } else { "ramp" },
-            clock(s.start),
-            clock(s.end),
-            format_duration(s.duration)
-        );
-    }
-    out.push_str("</tbody></table></section>\n");
-}
+#[path = "html_analysis.rs"]
+mod analysis;
 
 #[cfg(test)]
 #[path = "html_tests.rs"]

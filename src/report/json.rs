@@ -2,7 +2,9 @@
 //! and `--baseline` read. The shape is defined by serde structs dedicated to it (not by the domain
 //! types, so a model change cannot silently change the document) and checked against
 //! `schema/report.schema.json` by the tests. Fields may be added; none may change meaning.
-//! Unknown numbers are `null`; timestamps are RFC 3339 UTC with milliseconds.
+//! Unknown numbers are `null`; timestamps are RFC 3339 UTC with milliseconds. Each stage lists the
+//! peak, median and p95 working set of every container name within it; its own load numbers
+//! (`requests`, `failures`, `rps`, `p95_ms`) appear only when the driver splits them by stage.
 
 use std::collections::BTreeMap;
 
@@ -49,7 +51,7 @@ struct Document<'a> {
     started_at: String,
     ended_at: String,
     ended_early: Option<&'a str>,
-    stages: Vec<Stage>,
+    stages: Vec<Stage<'a>>,
     containers: Vec<Container<'a>>,
     findings: Vec<Finding<'a>>,
     load: Load<'a>,
@@ -60,13 +62,32 @@ struct Document<'a> {
 }
 
 #[derive(Serialize)]
-struct Stage {
+struct Stage<'a> {
     index: usize,
     kind: StageKind,
     from_users: u32,
     to_users: u32,
     start: String,
     end: String,
+    containers: Vec<StageContainer<'a>>,
+    /// The stage's own load numbers, only when the driver splits them by stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requests: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failures: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p95_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct StageContainer<'a> {
+    container: &'a str,
+    peak_bytes: Option<u64>,
+    median_bytes: Option<u64>,
+    p95_bytes: Option<u64>,
+    samples: usize,
 }
 
 #[derive(Serialize)]
@@ -237,6 +258,21 @@ impl<'a> Document<'a> {
                     to_users: s.to_users,
                     start: time(s.start),
                     end: time(s.end),
+                    containers: s
+                        .containers
+                        .iter()
+                        .map(|c| StageContainer {
+                            container: &c.container,
+                            peak_bytes: c.peak,
+                            median_bytes: c.median,
+                            p95_bytes: c.p95,
+                            samples: c.samples,
+                        })
+                        .collect(),
+                    requests: s.load.as_ref().map(|l| l.requests),
+                    failures: s.load.as_ref().map(|l| l.failures),
+                    rps: s.load.as_ref().and_then(|l| finite(l.rps)),
+                    p95_ms: s.load.as_ref().and_then(|l| latency(l.requests, l.p95_ms)),
                 })
                 .collect(),
             containers: view

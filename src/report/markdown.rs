@@ -1,16 +1,18 @@
 //! `summary.md`: what GitHub's step summary and a GitLab merge-request note show. The verdict
 //! first (✅/❌/⚠️ and words), then the memory table (one row per container: limit, allowed peak,
 //! peak, when and in which stage, VPA target) and the result per rule per container, the load
-//! numbers, the findings worth reading (fails first, passes skipped) and "What to change" with a
-//! `resources:` snippet. Kept under 64 KiB: the findings list is cut, with a note, to fit. Every
-//! outside string goes through `escape::markdown`.
+//! numbers, the per-stage table, the analysis (trends through the holds, memory per user, the
+//! deltas against a baseline; in `analysis`), the findings worth reading (fails first, passes
+//! skipped) and "What to change" with the runtime heap settings and a ready YAML patch per
+//! container. Kept under 64 KiB: the findings list is cut, with a note, to fit. Every outside
+//! string goes through `escape::markdown`.
 
 use std::fmt::Write as _;
 use std::io;
 
 use super::escape::markdown as md;
 use super::text::{self, severity_icon, severity_word};
-use super::{advice, ReportView, Reporter};
+use super::{ReportView, Reporter};
 use crate::judge::{clock, format_share};
 use crate::model::{PeakSource, Rule, Severity};
 use crate::units::{format_bytes, format_percent};
@@ -42,7 +44,9 @@ pub fn render(view: &ReportView) -> String {
     verdict(view, &mut head);
     memory(view, &mut head);
     load(view, &mut head);
-    let tail = change(view);
+    analysis::stages(view, &mut head);
+    analysis::analysis(view, &mut head);
+    let tail = analysis::change(view);
     // What the findings may take: the rest, minus room for the truncation note.
     let budget = MAX_BYTES.saturating_sub(head.len() + tail.len() + 512);
     let mut doc = head;
@@ -307,23 +311,8 @@ fn findings(view: &ReportView, budget: usize) -> String {
     out
 }
 
-fn change(view: &ReportView) -> String {
-    let mut out = String::from("### What to change\n\n");
-    let mut any = false;
-    for c in &view.containers {
-        if let Some(s) = advice::sentence(c, view.policy.headroom) {
-            any = true;
-            let _ = writeln!(out, "- **{}**: {}", md(&c.container), md(&s));
-        }
-    }
-    match advice::yaml(view) {
-        Some(yaml) if any => {
-            let _ = writeln!(out, "\n```yaml\n{yaml}```");
-        }
-        _ => out.push_str("Nothing to suggest: no container has memory data.\n"),
-    }
-    out
-}
+#[path = "markdown_analysis.rs"]
+mod analysis;
 
 #[cfg(test)]
 #[path = "markdown_tests.rs"]

@@ -24,9 +24,21 @@ fn a_failing_summary_starts_with_the_verdict_and_has_every_section() {
         "### Findings",
         "### What to change",
         "- **app**: raise the limit from 1 GiB to 1088 MiB (peak 870.4 MiB ÷ (1 − 20% headroom)); it was OOM-killed",
-        "```yaml\n# suggested by oomgate",
-        "  - name: app\n    resources:\n      requests:\n        memory: 575Mi\n      limits:\n        memory: 1088Mi\n",
+        "; raise the request from 512 MiB to 575 MiB (stage 4's median of 500 MiB at 200 users × 1.15).<br>",
+        "Runtime heap for the 1088 MiB limit, for whichever runtime it runs: GOMEMLIMIT=979MiB (Go, 90%), \
+         NODE\\_OPTIONS=--max-old-space-size=816 (Node.js, 75%), JAVA\\_TOOL\\_OPTIONS=-XX:MaxRAMPercentage=75 (Java).",
+        "Patch for **app**:\n\n```yaml\n# app: peak 870.4 MiB under load; limit keeps 20% headroom",
+        "        - name: app\n          resources:\n            requests:\n              memory: 575Mi\n            limits:\n              memory: 1088Mi\n",
+        "          #   - { name: GOMEMLIMIT, value: \"979MiB\" }   # Go\n",
+        "Patch for **istio-proxy**:",
         "VPA web: low confidence",
+        // The per-stage breakdown, memory only: Goose has no per-stage load numbers.
+        "| Stage | Users | Duration | Container | Peak | Median | p95 | Samples |\n",
+        "| 4 hold | 200 | 2m | app | 870.4 MiB | 500 MiB | 500 MiB | 50 |\n| | | | sidecar | 40 MiB | 39 MiB | 40 MiB | 50 |\n",
+        "| 1 ramp | 0→100 | 1m | app | 500 MiB | 490 MiB | 500 MiB | 24 |",
+        "✅ No pod's working set grows through the holds (10 trends, steepest 0.00 MiB/min).",
+        "<details><summary>All 10 trends</summary>",
+        "- **app**: 500 MiB + 0 B/user (2 holds at 100, 200 users).",
     ] {
         assert!(md.contains(needle), "missing {needle:?} in\n{md}");
     }
@@ -46,7 +58,9 @@ fn a_pass_says_so_and_lists_no_findings() {
     assert!(md.starts_with("## ✅ oomgate PASS: checkout-api"), "{md}");
     assert!(md.contains("✅ All "));
     assert!(
-        md.contains("keep the limit 1 GiB (peak 610 MiB ÷ (1 − 20% headroom) = 763 MiB)"),
+        md.contains(
+            "keep the limit 1 GiB, or lower it to 763 MiB (peak 610 MiB ÷ (1 − 20% headroom))"
+        ),
         "{md}"
     );
 }
@@ -75,15 +89,29 @@ fn outside_strings_are_escaped() {
     assert!(!md.contains('\x1b'));
     let prose = &md[..md.find("```yaml").unwrap()];
     assert!(!prose.contains("<script") && !prose.contains("<i>"));
-    // The YAML snippet quotes the name instead.
-    assert!(md.contains("  - name: \"a|b<i>\\u001B[31m\"\n"), "{md}");
-    // Every table row keeps its header's column count.
+    // The YAML patch quotes the name instead.
+    assert!(
+        md.contains("        - name: \"a|b<i>\\u001B[31m\"\n"),
+        "{md}"
+    );
+    // Every table row keeps its header's column count: the memory and results rows, four trends
+    // (two pods, two holds) and four stage rows (the name is not the first cell there).
     let pipes = |l: &str| l.replace("\\|", "").matches('|').count();
-    let header = |start: &str| pipes(md.lines().find(|l| l.starts_with(start)).unwrap());
-    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| a\\|b")).collect();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(pipes(rows[0]), header("| Container |"), "{}", rows[0]);
-    assert_eq!(pipes(rows[1]), header("| Results |"), "{}", rows[1]);
+    let lines: Vec<&str> = md.lines().collect();
+    let header_of = |i: usize| {
+        (0..i)
+            .rev()
+            .find(|&k| lines[k + 1].starts_with("|---"))
+            .map(|k| lines[k])
+            .unwrap()
+    };
+    let rows: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("| ") && lines[i].contains("| a\\|b"))
+        .collect();
+    assert_eq!(rows.len(), 2 + 4 + 4, "{md}");
+    for i in rows {
+        assert_eq!(pipes(lines[i]), pipes(header_of(i)), "{}", lines[i]);
+    }
 }
 
 #[test]

@@ -8,12 +8,17 @@
 //! the helpers in `escape` for Markdown, XML, HTML and OpenMetrics.
 
 mod advice;
+#[cfg(test)]
+mod analysis_tests;
+pub mod breakdown;
 pub mod escape;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod openmetrics;
+#[cfg(test)]
+mod rule_examples;
 pub mod svg;
 pub mod terminal;
 #[cfg(test)]
@@ -26,6 +31,7 @@ mod view_tests;
 
 use std::borrow::Cow;
 
+pub use breakdown::{BaselineView, CapacityRow, StageMemory, TrendRow};
 pub use html::HtmlReporter;
 pub use json::JsonReporter;
 pub use junit::JunitReporter;
@@ -35,8 +41,7 @@ pub use svg::SvgReporter;
 pub use terminal::TerminalReporter;
 pub use timeline::MemoryPoint;
 pub use view::{
-    ContainerRow, MemoryView, ReportView, RestartRow, StageRow, Suggestion, VpaContainerView,
-    VpaState, VpaView,
+    ContainerRow, MemoryView, ReportView, RestartRow, StageRow, VpaContainerView, VpaState, VpaView,
 };
 
 /// One output format.

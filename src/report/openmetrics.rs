@@ -2,14 +2,18 @@
 //! (the merge-request widget shows each value against the target branch). Per container: peak,
 //! limit, allowed peak, request, VPA target (bytes) and peak ÷ limit; for the run: latency
 //! percentiles (seconds), requests and failures (counters, `_total`), error and coverage ratios,
-//! and the verdict as `oomgate_verdict{verdict="…"}` 1 or 0. Each family has `# TYPE`, `# UNIT`
-//! where the name ends in one, and `# HELP`; label values are escaped; the text ends in `# EOF`.
+//! and the verdict as `oomgate_verdict{verdict="…"}` 1 or 0; the steepest working-set trend
+//! through a hold per container and pod (`oomgate_leak_bytes_per_minute`) when a hold was long
+//! enough to judge, and each container's peak in the `--baseline` report
+//! (`oomgate_baseline_peak_bytes`) when there is one. Each family has `# TYPE`, `# UNIT` where the
+//! name ends in one, and `# HELP`; label values are escaped; the text ends in `# EOF`.
 
 use std::fmt::Write as _;
 use std::io;
 
 use super::escape::label_value;
 use super::{ReportView, Reporter};
+use crate::analysis::baseline::Metric;
 use crate::model::Outcome;
 
 /// Writes `metrics.txt`.
@@ -55,7 +59,7 @@ impl Family<'_> {
             Kind::Counter => "counter",
         };
         let _ = writeln!(out, "# TYPE {} {kind}", self.name);
-        for unit in ["bytes", "seconds", "ratio"] {
+        for unit in ["bytes", "seconds", "ratio", "bytes_per_minute"] {
             if self.name.ends_with(&format!("_{unit}")) {
                 let _ = writeln!(out, "# UNIT {} {unit}", self.name);
             }
@@ -83,6 +87,47 @@ fn number(v: f64) -> String {
 
 fn label(name: &str, value: &str) -> String {
     format!("{{{name}=\"{}\"}}", label_value(value))
+}
+
+/// `{container="…",pod="…"}`.
+fn container_pod(container: &str, pod: &str) -> String {
+    format!(
+        "{{container=\"{}\",pod=\"{}\"}}",
+        label_value(container),
+        label_value(pod)
+    )
+}
+
+/// The steepest trend through any hold per (container, pod), bytes per minute, in first-seen
+/// order of the view's trends.
+fn leak_samples(view: &ReportView) -> Vec<(String, f64)> {
+    let mut steepest: Vec<(&str, &str, f64)> = Vec::new();
+    for t in view.trends.iter().filter(|t| t.bytes_per_min.is_finite()) {
+        match steepest
+            .iter_mut()
+            .find(|(c, p, _)| *c == t.container && *p == t.pod)
+        {
+            Some(entry) => entry.2 = entry.2.max(t.bytes_per_min),
+            None => steepest.push((&t.container, &t.pod, t.bytes_per_min)),
+        }
+    }
+    steepest
+        .into_iter()
+        .map(|(c, p, v)| (container_pod(c, p), v.round()))
+        .collect()
+}
+
+/// Each container's peak in the baseline report.
+fn baseline_samples(view: &ReportView) -> Vec<(String, f64)> {
+    let Some(b) = &view.baseline else {
+        return Vec::new();
+    };
+    b.deltas
+        .iter()
+        .filter(|d| d.metric == Metric::PeakBytes)
+        .filter_map(|d| Some((label("container", d.container.as_deref()?), d.baseline?)))
+        .filter(|(_, v)| v.is_finite())
+        .collect()
 }
 
 /// The whole exposition.
@@ -145,6 +190,18 @@ pub fn render(view: &ReportView) -> String {
             "The VerticalPodAutoscaler's memory target for the container.",
             &|c| bytes(c.vpa_target),
         ),
+        Family {
+            name: "oomgate_leak_bytes_per_minute",
+            kind: Kind::Gauge,
+            help: "Steepest working-set trend (Theil-Sen slope) of the container in the pod through a hold long enough to judge.",
+            samples: leak_samples(view),
+        },
+        Family {
+            name: "oomgate_baseline_peak_bytes",
+            kind: Kind::Gauge,
+            help: "Peak working set of the container in the baseline report (--baseline).",
+            samples: baseline_samples(view),
+        },
         run_gauge(
             "oomgate_p50_seconds",
             "Median request latency.",

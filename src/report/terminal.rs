@@ -1,8 +1,9 @@
 //! The human summary printed at the end of a run: the verdict line first (then the workload and
 //! the run's notes), then one row per container (limit, allowed peak, peak, VPA target when there
 //! is one, peak time with pod and stage) with the VPA's state when it says something to mind, and
-//! each container's result per rule, the load numbers, the memory source and its caveats, and the
-//! findings worth reading (fails first).
+//! each container's result per rule, the stage table, the load numbers, the memory source and its
+//! caveats, the trends, memory per user and baseline deltas, the findings worth reading (fails
+//! first) and "What to change" (the stage table and the analysis parts are in `analysis`).
 //! Columns are aligned by hand; color is the caller's decision (off for NO_COLOR or a non-TTY).
 //! Every string from outside goes through `sanitize_terminal`.
 
@@ -39,9 +40,12 @@ impl Reporter for TerminalReporter {
     fn render(&self, view: &ReportView, out: &mut dyn Write) -> io::Result<()> {
         self.verdict(view, out)?;
         self.containers(view, out)?;
+        self.stages(view, out)?;
         self.load(view, out)?;
         self.memory(view, out)?;
-        self.findings(view, out)
+        self.analysis(view, out)?;
+        self.findings(view, out)?;
+        self.change(view, out)
     }
 }
 
@@ -529,3 +533,6 @@ impl TerminalReporter {
         Ok(())
     }
 }
+
+#[path = "terminal_analysis.rs"]
+mod analysis;

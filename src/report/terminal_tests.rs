@@ -56,7 +56,8 @@ fn a_pass_starts_with_the_verdict_and_shows_the_numbers() {
         out.lines().nth(1),
         Some("  workload: deployment/web in staging")
     );
-    assert!(!out.contains("VPA"), "no VPA without policy.vpa");
+    let before_advice = out.split("\nWhat to change\n").next().unwrap();
+    assert!(!before_advice.contains("VPA"), "no VPA without policy.vpa");
 }
 
 #[test]
@@ -80,6 +81,7 @@ fn a_fail_names_the_rule_and_lists_the_finding_first() {
     );
     assert!(out.contains("exit code 1"));
     let findings = out.split("Findings\n").nth(1).unwrap();
+    let findings = findings.split("\nWhat to change\n").next().unwrap();
     let lines: Vec<&str> = findings.lines().collect();
     assert!(lines[0].starts_with(
         "  ✗ app (pod web-7d9f-x2k4p): peak 870.4 MiB at 12:04:30 (stage 4, hold at 200 users) is above the 819.2 MiB allowed"

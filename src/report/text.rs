@@ -1,14 +1,17 @@
-//! Plain-text pieces the document formats (Markdown, HTML, JUnit) share, so they word things
-//! alike: severity and verdict words and marks, the run's time span, the memory source line, the
-//! VPA state line, the load thresholds and a stage's short label. The text is raw — it may contain
-//! names from outside — and each caller escapes it for its syntax.
+//! Plain-text pieces the formats share, so they word things alike: severity and verdict words
+//! and marks, the run's time span, the memory source line, the VPA state line, the load
+//! thresholds, a stage's short label, and the analysis cells (a trend's rate and when it reaches
+//! the allowed peak, a capacity fit with its prediction, a baseline delta). The text is raw — it
+//! may contain names from outside — and each caller escapes it for its syntax.
 
 use std::time::Duration;
 
-use super::{ReportView, StageRow, VpaState};
+use super::{BaselineView, CapacityRow, ReportView, StageRow, TrendRow, VpaState};
+use crate::analysis::baseline::{Delta, Metric};
+use crate::analysis::{format_change, format_minutes};
 use crate::judge::{clock, format_ms, format_share};
 use crate::model::{LowConfidencePolicy, Outcome, Severity, StageKind};
-use crate::units::{format_duration, format_percent};
+use crate::units::{format_bytes, format_duration, format_percent};
 
 /// "fail", "inconclusive", "warn", "pass".
 pub fn severity_word(s: Severity) -> &'static str {
@@ -134,6 +137,18 @@ pub fn thresholds(view: &ReportView) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
+/// A stage's measured length for a table: whole seconds from a minute on ("2m", "5m3s"),
+/// tenths below ("6s", "4.1s").
+pub fn stage_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    let rounded = if ms >= 60_000 {
+        (ms + 500) / 1000 * 1000
+    } else {
+        (ms + 50) / 100 * 100
+    };
+    format_duration(Duration::from_millis(rounded))
+}
+
 /// "ramp 0→100", "hold 200".
 pub fn stage_short(s: &StageRow) -> String {
     match s.kind {
@@ -148,5 +163,115 @@ pub fn latency(view: &ReportView, ms: f64) -> String {
         "n/a".to_string()
     } else {
         format_ms(ms)
+    }
+}
+
+/// A trend in MiB per minute with its sign: "+2.10 MiB/min", "-0.35 MiB/min", "0.00 MiB/min".
+pub fn trend_rate(bytes_per_min: f64) -> String {
+    let mib = bytes_per_min / crate::analysis::MIB;
+    if !mib.is_finite() {
+        return "n/a".to_string();
+    }
+    if mib.abs() < 0.005 {
+        return "0.00 MiB/min".to_string();
+    }
+    format!("{mib:+.2} MiB/min")
+}
+
+/// When a trend reaches the allowed peak, for a table cell: "in 37 min", "already reached",
+/// "in 3.5 h (beyond the 1h horizon)", "no limit to reach", "—" (not growing).
+pub fn trend_reach(row: &TrendRow, horizon: Duration) -> String {
+    if !row.growing {
+        return "—".to_string();
+    }
+    match (row.allowed, row.minutes_to_allowed) {
+        (Some(_), Some(m)) if m <= 0.0 => "already reached".to_string(),
+        (Some(_), Some(m)) if m * 60.0 > horizon.as_secs_f64() => format!(
+            "in {} (beyond the {} horizon)",
+            format_minutes(m),
+            format_duration(horizon)
+        ),
+        (Some(_), Some(m)) => format!("in {}", format_minutes(m)),
+        _ => "no limit to reach".to_string(),
+    }
+}
+
+/// "stage 4 (200 users)".
+pub fn trend_hold(row: &TrendRow) -> String {
+    format!("stage {} ({} users)", row.stage + 1, row.users)
+}
+
+/// A capacity fit and its prediction, without the container name: "48 MiB + 0.62 MiB/user (2
+/// holds at 100, 200 users); at 400 users ≈ 296 MiB ± 12 MiB, allowed 819.2 MiB".
+pub fn capacity_line(row: &CapacityRow) -> String {
+    let mut text = row.fit.clone();
+    match (row.expected_users, &row.prediction) {
+        (Some(users), Some(p)) => {
+            text.push_str(&format!(
+                "; at {users} users ≈ {} ± {}",
+                format_bytes(p.bytes.round() as u64),
+                format_bytes(p.band.round() as u64)
+            ));
+            if let Some(allowed) = row.allowed {
+                let word = if p.bytes > allowed as f64 {
+                    "above the"
+                } else {
+                    "within the"
+                };
+                text.push_str(&format!(", {word} {} allowed", format_bytes(allowed)));
+            }
+        }
+        (Some(users), None) => text.push_str(&format!(
+            "; {users} expected users is more than {}× the highest hold ({} users): not \
+             extrapolated",
+            crate::analysis::capacity::MAX_EXTRAPOLATION,
+            row.max_users
+        )),
+        (None, _) => {}
+    }
+    text
+}
+
+/// One row of the delta table, plain: (label, baseline, this run, change, mark). The mark is
+/// `Fail` for a peak that grew more than allowed, `Warn` for such a p95 latency.
+pub fn delta_cells(
+    d: &Delta,
+    b: &BaselineView,
+) -> (String, String, String, String, Option<Severity>) {
+    let show = |v: Option<f64>| match (d.metric, v) {
+        (_, None) => "—".to_string(),
+        (Metric::PeakBytes, Some(v)) => format_bytes(v.max(0.0) as u64),
+        (Metric::P95Ms, Some(v)) => format_ms(v),
+    };
+    let (change, mark) = match (d.metric, &b.other_driver, d.change()) {
+        (Metric::P95Ms, Some(driver), _) => (format!("not compared ({driver})"), None),
+        (_, _, Some(c)) => {
+            let over = c > b.max_growth;
+            let mark = match d.metric {
+                Metric::PeakBytes => Severity::Fail,
+                Metric::P95Ms => Severity::Warn,
+            };
+            (format_change(c), over.then_some(mark))
+        }
+        (_, _, None) if d.current.is_none() && d.baseline.is_some() => {
+            ("only in the baseline".to_string(), None)
+        }
+        (_, _, None) if d.baseline.is_none() && d.current.is_some() => ("new".to_string(), None),
+        _ => ("—".to_string(), None),
+    };
+    (d.label(), show(d.baseline), show(d.current), change, mark)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_durations_are_rounded_for_tables() {
+        let d = |ms| stage_duration(Duration::from_millis(ms));
+        assert_eq!(d(4_001), "4s");
+        assert_eq!(d(6_080), "6.1s");
+        assert_eq!(d(120_400), "2m");
+        assert_eq!(d(303_600), "5m4s");
     }
 }

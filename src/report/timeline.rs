@@ -1,8 +1,8 @@
-//! Memory over time, for the chart and the advice: one container name's working set as the
-//! highest value across its pods at each sample time, the peak pod's own series, downsampling that
-//! keeps every bucket's minimum and maximum (so the peak survives) to a bounded number of points,
-//! the median working set within a stage window, and the rounding of suggested limits and
-//! requests. Pure functions over the `Run`'s samples; `ReportView::build` calls them once.
+//! Memory over time, for the chart: one container name's working set as the highest value
+//! across its pods at each sample time, the peak pod's own series, and downsampling that keeps
+//! every bucket's minimum and maximum (so the peak survives) to a bounded number of points. Pure
+//! functions over the `Run`'s samples; `ReportView::build` calls them once. (Suggested limits
+//! and requests come from `analysis::recommend`.)
 
 use std::time::Duration;
 
@@ -10,9 +10,6 @@ use crate::model::{ContainerSeries, Sample, Timestamp};
 
 /// Most points a chart series keeps.
 pub const CHART_POINTS: usize = 2000;
-
-const MIB: u64 = 1024 * 1024;
-const GIB: u64 = 1024 * MIB;
 
 /// One point of a memory series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,82 +113,10 @@ pub fn downsample(points: Vec<MemoryPoint>, max: usize) -> Vec<MemoryPoint> {
     out
 }
 
-/// The median working set of every sample of `series` taken within `start..=end` (the upper
-/// middle value for an even count); `None` without any.
-pub fn median_between(
-    series: &[&ContainerSeries],
-    start: Timestamp,
-    end: Timestamp,
-) -> Option<u64> {
-    let mut values: Vec<u64> = series
-        .iter()
-        .flat_map(|s| s.samples.iter())
-        .filter(|s| s.at >= start && s.at <= end)
-        .map(|s| s.working_set)
-        .collect();
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable();
-    Some(values[values.len() / 2])
-}
-
-/// The limit that keeps `peak` within `headroom`: `peak ÷ (1 − headroom)`, rounded up to a whole
-/// MiB, or to a multiple of 64 MiB above 1 GiB. `None` for a headroom of 100 % or more.
-pub fn suggested_limit(peak: u64, headroom: f64) -> Option<u64> {
-    let keep = 1.0 - headroom;
-    if !keep.is_finite() || keep <= 0.0 {
-        return None;
-    }
-    let exact = (peak as f64 / keep).ceil();
-    let exact = if exact >= u64::MAX as f64 {
-        u64::MAX / 2
-    } else {
-        exact as u64
-    };
-    let mib = exact.div_ceil(MIB).max(1) * MIB;
-    Some(if mib > GIB {
-        mib.div_ceil(64 * MIB) * 64 * MIB
-    } else {
-        mib
-    })
-}
-
-/// The request for a container whose busiest hold has median working set `median`: × 1.15,
-/// rounded up to a whole MiB.
-pub fn suggested_request(median: u64) -> u64 {
-    let exact = (median as f64 * 1.15).ceil() as u64;
-    exact.div_ceil(MIB).max(1) * MIB
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::judge::fixtures::{flat_samples, series, spike, t, GIB, MIB};
-
-    #[test]
-    fn limits_round_up_to_mib_then_to_64_mib_steps_above_1_gib() {
-        // 610 MiB ÷ 0.8 = 762.5 MiB → 763 MiB.
-        assert_eq!(suggested_limit(610 * MIB, 0.2), Some(763 * MIB));
-        // Exactly on a MiB stays.
-        assert_eq!(suggested_limit(800 * MIB, 0.2), Some(1000 * MIB));
-        // 870 MiB ÷ 0.8 = 1087.5 MiB → 1088 MiB is 17 × 64 MiB.
-        assert_eq!(suggested_limit(870 * MIB, 0.2), Some(1088 * MIB));
-        // 900 MiB ÷ 0.8 = 1125 MiB → 1152 MiB.
-        assert_eq!(suggested_limit(900 * MIB, 0.2), Some(1152 * MIB));
-        // 1 GiB exactly is not above 1 GiB.
-        assert_eq!(suggested_limit(GIB - 1, 0.0), Some(GIB));
-        assert_eq!(suggested_limit(1, 0.2), Some(MIB));
-        assert_eq!(suggested_limit(0, 0.2), Some(MIB));
-        assert_eq!(suggested_limit(GIB, 1.0), None);
-    }
-
-    #[test]
-    fn requests_are_the_median_plus_15_percent_rounded_up() {
-        assert_eq!(suggested_request(500 * MIB), 575 * MIB);
-        assert_eq!(suggested_request(490 * MIB), 564 * MIB); // 563.5
-        assert_eq!(suggested_request(0), MIB);
-    }
 
     #[test]
     fn the_max_over_pods_takes_each_time_the_highest_pod() {
@@ -246,22 +171,5 @@ mod tests {
         assert_eq!(small.iter().map(|p| p.bytes).min(), Some(0));
         let short = points(&flat_samples(MIB));
         assert_eq!(downsample(short.clone(), CHART_POINTS), short);
-    }
-
-    #[test]
-    fn the_median_counts_samples_of_every_pod_within_the_window() {
-        let a = series("a", "app", Some(GIB), 100 * MIB);
-        let b = series("b", "app", Some(GIB), 300 * MIB);
-        let mut c = series("c", "app", Some(GIB), 200 * MIB);
-        c.samples.truncate(1);
-        assert_eq!(
-            median_between(&[&a, &b, &c], t(12, 4, 0), t(12, 6, 0)),
-            Some(300 * MIB)
-        );
-        assert_eq!(
-            median_between(&[&a], t(12, 4, 0), t(12, 6, 0)),
-            Some(100 * MIB)
-        );
-        assert_eq!(median_between(&[&a], t(13, 0, 0), t(13, 1, 0)), None);
     }
 }

@@ -1,18 +1,21 @@
 //! The view-model every report renders: `ReportView::build` precomputes, once, everything any
 //! format shows from the `Run`, the `Verdict` and the `Policy` — per-container peaks against
 //! limits, per-rule results, findings sorted worst first, the memory series for the chart
-//! (downsampled in `timeline`), restarts and OOM kills, and the suggested limit and request per
-//! container. The formats only turn it into bytes; strings from outside stay raw here and are
-//! escaped by each format for its own syntax.
+//! (downsampled in `timeline`), restarts and OOM kills, the per-stage breakdown, the trends,
+//! capacity fit and baseline deltas (`breakdown`), and per container the recommendation of
+//! `analysis::recommend` (limit, request, runtime heap settings). The formats only turn it into
+//! bytes; strings from outside stay raw here and are escaped by each format for its own syntax.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::breakdown::{self, BaselineView, CapacityRow, StageMemory, TrendRow};
 use super::timeline::{self, MemoryPoint, CHART_POINTS};
+use crate::analysis::recommend::{recommend, Recommendation};
 use crate::judge::{allowed_peak, group_containers, stage_label, ContainerGroup};
 use crate::model::{
     Finding, LoadStats, Outcome, PeakSource, Policy, RestartReason, Rule, Run, Severity, StageKind,
-    Timestamp, Verdict, VpaStatus,
+    StageLoad, Timestamp, Verdict, VpaStatus,
 };
 
 /// Everything a report shows, computed once.
@@ -43,6 +46,13 @@ pub struct ReportView {
     pub notes: Vec<String>,
     /// OOM kills and other restarts during the run, in time order.
     pub restarts: Vec<RestartRow>,
+    /// The trend of every pod's container through every hold long enough to judge, growing
+    /// ones first; empty without such a hold.
+    pub trends: Vec<TrendRow>,
+    /// The users→memory fit of every container name that has one.
+    pub capacity: Vec<CapacityRow>,
+    /// The comparison with the `--baseline` report, when there is one.
+    pub baseline: Option<BaselineView>,
 }
 
 /// A container that was OOM-killed or restarted during the run.
@@ -59,18 +69,6 @@ pub struct RestartRow {
     pub stage: Option<String>,
 }
 
-/// What a container's resources should be, from this run's numbers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suggestion {
-    /// `peak ÷ (1 − headroom)`, rounded up to a whole MiB (64 MiB steps above 1 GiB).
-    pub limit: u64,
-    /// The median working set during the hold with the most users × 1.15, rounded up to a MiB;
-    /// `None` when that hold brought no sample.
-    pub request: Option<u64>,
-    /// The median the request comes from and the stage it was measured in.
-    pub request_basis: Option<(u64, String)>,
-}
-
 /// A stage as it ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageRow {
@@ -84,6 +82,11 @@ pub struct StageRow {
     pub duration: Duration,
     /// "stage 4, hold at 200 users".
     pub description: String,
+    /// Peak, median and p95 working set of each container name within the stage, in the
+    /// order of `ReportView::containers`.
+    pub containers: Vec<StageMemory>,
+    /// The load driver's numbers for this stage, when it splits them by stage.
+    pub load: Option<StageLoad>,
 }
 
 /// One container name across all pods of the workload.
@@ -119,8 +122,9 @@ pub struct ContainerRow {
     /// The series of the pod that peaked, downsampled the same way; empty when only one pod ran
     /// the container (it would equal `working_set`).
     pub peak_pod_series: Vec<MemoryPoint>,
-    /// Suggested limit and request; `None` without a measured peak.
-    pub suggestion: Option<Suggestion>,
+    /// What to set (limit, request, runtime heap settings), from `analysis::recommend`;
+    /// `None` without a measured peak.
+    pub recommendation: Option<Recommendation>,
 }
 
 impl ContainerRow {
@@ -235,10 +239,12 @@ impl VpaView {
 
 impl ReportView {
     pub fn build(run: &Run, verdict: &Verdict, policy: &Policy) -> ReportView {
+        let loads = breakdown::stage_loads(run);
         let stages = run
             .stages
             .iter()
-            .map(|w| StageRow {
+            .zip(breakdown::stage_memory(run))
+            .map(|(w, containers)| StageRow {
                 index: w.stage.index,
                 kind: w.stage.kind(),
                 from_users: w.stage.from_users,
@@ -247,8 +253,11 @@ impl ReportView {
                 end: w.end,
                 duration: (w.end - w.start).to_std().unwrap_or_default(),
                 description: w.stage.describe(),
+                containers,
+                load: loads.iter().find(|l| l.index == w.stage.index).cloned(),
             })
             .collect();
+        let mut recommendations = recommend(run, policy);
 
         // Only what the policy compares with is reported.
         let vpa = policy.vpa.and(run.vpa.as_ref()).map(VpaView::from_status);
@@ -290,7 +299,10 @@ impl ReportView {
                         CHART_POINTS,
                     ),
                     peak_pod_series: peak_pod_series(g, peak.map(|p| p.pod)),
-                    suggestion: peak.and_then(|p| suggest(run, g, p.bytes, policy.headroom)),
+                    recommendation: recommendations
+                        .iter()
+                        .position(|r| r.container == g.name)
+                        .map(|i| recommendations.remove(i)),
                 }
             })
             .collect();
@@ -329,6 +341,9 @@ impl ReportView {
             vpa,
             notes: run.notes.clone(),
             restarts: restart_rows(run),
+            trends: breakdown::trends(run, policy),
+            capacity: breakdown::capacity_rows(run, policy),
+            baseline: breakdown::baseline(run, policy),
         }
     }
 
@@ -435,30 +450,6 @@ fn peak_pod_series(group: &ContainerGroup<'_>, pod: Option<&str>) -> Vec<MemoryP
         .flat_map(|s| s.samples.iter().copied())
         .collect();
     timeline::downsample(timeline::points(&samples), CHART_POINTS)
-}
-
-/// Suggested limit and request: the limit from the peak and the headroom, the request from the
-/// median working set during the hold with the most users (the last such hold; without any hold,
-/// the stage that reaches the most users).
-fn suggest(run: &Run, group: &ContainerGroup<'_>, peak: u64, headroom: f64) -> Option<Suggestion> {
-    let limit = timeline::suggested_limit(peak, headroom)?;
-    let busiest = |w: &&crate::model::StageWindow| w.stage.to_users;
-    let window = run
-        .stages
-        .iter()
-        .filter(|w| w.stage.kind() == StageKind::Hold)
-        .max_by_key(busiest)
-        .or_else(|| run.stages.iter().max_by_key(busiest));
-    let request_basis = window.and_then(|w| {
-        timeline::median_between(&group.series, w.start, w.end).map(|m| (m, w.stage.describe()))
-    });
-    Some(Suggestion {
-        limit,
-        request: request_basis
-            .as_ref()
-            .map(|(m, _)| timeline::suggested_request(*m)),
-        request_basis,
-    })
 }
 
 fn restart_rows(run: &Run) -> Vec<RestartRow> {

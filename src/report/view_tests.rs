@@ -174,13 +174,27 @@ fn carries_the_chart_series_restarts_and_suggestions() {
         .peak_pod_series
         .iter()
         .all(|p| p.bytes == 480 * MIB || p.bytes == 700 * MIB));
-    // 700 MiB ÷ 0.8 = 875 MiB; the busiest hold (stage 4) has a median of 500 MiB → 575 MiB.
-    let s = app.suggestion.as_ref().unwrap();
-    assert_eq!(s.limit, 875 * MIB);
-    assert_eq!(s.request, Some(575 * MIB));
+    // The recommendation is analysis::recommend's: 700 MiB ÷ 0.8 = 875 MiB; the busiest hold
+    // (stage 4) has a median of 500 MiB → 575 MiB; the runtime heaps follow the limit.
+    let r = app.recommendation.as_ref().unwrap();
+    assert_eq!(r, &crate::analysis::recommend::recommend(&run, &policy)[0]);
+    assert_eq!(r.limit, 875 * MIB);
+    assert_eq!(r.request, Some(575 * MIB));
+    let basis = r.request_basis.as_ref().unwrap();
     assert_eq!(
-        s.request_basis,
-        Some((500 * MIB, "stage 4, hold at 200 users".to_string()))
+        (basis.stage, basis.users, basis.median),
+        (3, 200, 500 * MIB)
+    );
+    assert_eq!(r.gomemlimit, 787 * MIB); // 90 % of 875 MiB, rounded down
+    assert_eq!(r.node_max_old_space_mib, 656);
+    assert_eq!(r.java_max_ram_percentage, 75);
+    assert_eq!(
+        view.containers[1]
+            .recommendation
+            .as_ref()
+            .unwrap()
+            .container,
+        "sidecar"
     );
     assert_eq!(view.restarts.len(), 2);
     assert_eq!(view.restarts[0].container, "sidecar");
@@ -207,7 +221,7 @@ fn a_single_pod_has_no_separate_peak_pod_series_and_no_data_no_suggestion() {
     run.containers[0].samples.clear();
     let view = ReportView::build(&run, &evaluate(&policy, &run), &policy);
     assert!(view.containers[0].working_set.is_empty());
-    assert_eq!(view.containers[0].suggestion, None);
+    assert_eq!(view.containers[0].recommendation, None);
 }
 
 #[test]

@@ -131,7 +131,10 @@ pub async fn judge_k6(
     let ticks = ((last - first).num_milliseconds() / step_ms) as u64 + 1;
     // Prometheus answers with millisecond timestamps: allow half a step of rounding.
     let half = CDuration::milliseconds(step_ms / 2);
-    let in_window = steps.iter().filter(|t| **t >= first - half && **t <= last + half).count() as u64;
+    let in_window = steps
+        .iter()
+        .filter(|t| **t >= first - half && **t <= last + half)
+        .count() as u64;
     for at in &steps {
         sampler.record(
             observations
