@@ -215,6 +215,8 @@ pub struct LoadStats {
     pub status_codes: BTreeMap<u16, u64>,
     /// The load tool's own thresholds failed (k6 exit code 99).
     pub tool_thresholds_failed: bool,
+    /// Load numbers per stage, when the driver can split them (k6; not Goose).
+    pub per_stage: Vec<StageLoad>,
 }
 
 /// The load driver's numbers for one stage, when the driver can split them by stage (k6 can,

@@ -398,6 +398,17 @@ impl K6Summary {
                 .collect(),
             status_codes: self.status_codes.clone(),
             tool_thresholds_failed: false,
+            per_stage: self
+                .stages
+                .iter()
+                .map(|s| crate::model::StageLoad {
+                    index: s.window.stage.index,
+                    requests: s.requests,
+                    failures: s.failures,
+                    rps: s.rps,
+                    p95_ms: s.duration.p95_ms,
+                })
+                .collect(),
         }
     }
 }

@@ -121,11 +121,10 @@ pub fn stage_memory(run: &Run) -> Vec<Vec<StageMemory>> {
         .collect()
 }
 
-/// The load driver's per-stage numbers, by stage index. `LoadStats` does not carry them yet:
-/// Goose aggregates the whole run, and k6's (`K6Summary.stages`) are still to be wired into
-/// the model; until then every stage shows memory only.
-pub fn stage_loads(_run: &Run) -> Vec<StageLoad> {
-    Vec::new()
+/// The load driver's per-stage numbers, by stage index: k6's come from its time buckets; Goose
+/// aggregates the whole run, so its stages show memory only.
+pub fn stage_loads(run: &Run) -> Vec<StageLoad> {
+    run.load.per_stage.clone()
 }
 
 /// Every trend through the holds long enough to judge, as the judge's `leak` rule sees them:
