@@ -9,9 +9,9 @@
 
 use std::io::{self, Write};
 
-use super::{sanitize_terminal, ReportView, Reporter, VpaState};
+use super::{sanitize_terminal, ReportView, Reporter};
 use crate::judge::{clock, format_ms, format_share};
-use crate::model::{LowConfidencePolicy, Outcome, PeakSource, Rule, Severity};
+use crate::model::{Outcome, PeakSource, Rule, Severity};
 use crate::units::{format_bytes, format_duration, format_percent};
 
 /// Writes the human summary, with ANSI colors when `color` is set.
@@ -356,41 +356,11 @@ impl TerminalReporter {
     /// One line under the memory table when the VPA's state needs minding: no recommendation
     /// (yet), unavailable, low confidence, or no recommendation for any measured container.
     fn vpa(&self, view: &ReportView, out: &mut dyn Write) -> io::Result<()> {
-        let Some(vpa) = &view.vpa else {
-            return Ok(());
-        };
-        let name = match &vpa.name {
-            Some(n) => format!("VPA {}", clean(n)),
-            None => "VPA".to_string(),
-        };
-        let line = match vpa.state {
-            VpaState::NoRecommendation => {
-                format!("{name}: no recommendation yet (needs days of history)")
-            }
-            VpaState::Unavailable => format!(
-                "{name} unavailable: {}",
-                clean(vpa.reason.as_deref().unwrap_or("unknown reason"))
-            ),
-            VpaState::Recommendation => {
-                let mut parts = Vec::new();
-                if vpa.low_confidence {
-                    let effect = match view.policy.vpa.map(|r| r.low_confidence) {
-                        Some(LowConfidencePolicy::Judge) => "VPA findings are judged as usual",
-                        Some(LowConfidencePolicy::Ignore) => "VPA rules are skipped",
-                        Some(LowConfidencePolicy::Warn) | None => "VPA findings only warn",
-                    };
-                    parts.push(format!("low confidence (short history); {effect}"));
-                }
-                if !view.containers.iter().any(|c| c.vpa_target.is_some()) {
-                    parts.push("no memory target for any measured container".to_string());
-                }
-                if parts.is_empty() {
-                    return Ok(());
-                }
-                format!("{name}: {}", parts.join("; "))
-            }
-        };
-        writeln!(out, "  {}", self.paint(&line, YELLOW))
+        match super::text::vpa_line(view) {
+            // The VPA's name and reason come from the cluster: sanitize the whole line.
+            Some(line) => writeln!(out, "  {}", self.paint(&clean(&line), YELLOW)),
+            None => Ok(()),
+        }
     }
 
     fn load(&self, view: &ReportView, out: &mut dyn Write) -> io::Result<()> {
