@@ -114,16 +114,21 @@ impl OutputDir {
     /// Write every report file, then the summary to stdout. Returns the exit code.
     fn finish(&self, sc: &Scenario, res: &RunResult) -> Result<u8> {
         let view = ReportView::build(&res.run, &res.verdict, &sc.policy);
+        // report.json's bytes, kept for `--format json` so the report is rendered once.
+        let mut json = Vec::new();
         for r in &crate::report::all_file_reporters() {
             let path = self.dir.join(r.file_name());
             let mut buf = Vec::new();
             r.render(&view, &mut buf)
                 .with_context(|| format!("rendering {}", r.name()))?;
-            std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, &buf).with_context(|| format!("writing {}", path.display()))?;
+            if r.file_name() == JsonReporter.file_name() {
+                json = buf;
+            }
         }
         let mut stdout = std::io::stdout().lock();
         match self.format {
-            Format::Json => JsonReporter.render(&view, &mut stdout)?,
+            Format::Json => stdout.write_all(&json)?,
             Format::Human => {
                 let color =
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
