@@ -143,22 +143,40 @@ pub fn findings<'a>(
         .unwrap_or_default()
 }
 
-/// No cgroup named oomgate-* is left behind under the v1 or v2 hierarchy.
+/// Cgroups named oomgate-* left behind anywhere under /sys/fs/cgroup (v1 or v2; oomgate nests
+/// them under its own cgroup, which may be several levels deep) by an oomgate process that has
+/// exited. A cgroup is named `oomgate-<hint>-<pid>-<n>`; one whose process still runs belongs to
+/// a test running in parallel and is not a leftover.
 pub fn leftover_cgroups() -> Vec<String> {
     let mut left = Vec::new();
-    for root in [
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup",
-        "/sys/fs/cgroup/oomgate.slice",
-    ] {
-        if let Ok(rd) = std::fs::read_dir(root) {
-            for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().to_string();
-                if n.starts_with("oomgate-") {
-                    left.push(format!("{root}/{n}"));
+    let mut stack = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("oomgate-") {
+                if !owner_alive(&name) {
+                    left.push(e.path().display().to_string());
                 }
+            } else if depth < 6 {
+                stack.push((e.path(), depth + 1));
             }
         }
     }
     left
+}
+
+/// Whether the process named in `oomgate-<hint>-<pid>-<n>` is still alive.
+fn owner_alive(name: &str) -> bool {
+    let mut parts = name.rsplit('-');
+    let _n = parts.next();
+    match parts.next().and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
 }

@@ -1,0 +1,199 @@
+//! Fail closed, local workloads: the real `oomgate` binary against the real demo service in a
+//! real memory cgroup, with the failure happening for real (an output directory that cannot be
+//! written, a service that never becomes ready, a service killed mid-run). None of these may end
+//! in a pass, and each must leave no cgroup and no service process behind.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{findings, leftover_cgroups, require_cgroups, run_bounded, text, Case};
+
+/// A demo-service scenario with the given stages.
+fn scenario(stages: &str) -> String {
+    format!(
+        r#"name: fail-closed
+workload:
+  local:
+    command: ["{{BIN}}", demo-service, --listen, "127.0.0.1:{{PORT}}", --baseline, 16Mi]
+    ready_url: http://127.0.0.1:{{PORT}}/healthz
+    ready_timeout: 10s
+    limit: 128Mi
+    container: app
+load:
+  stages: {stages}
+  requests:
+    - {{ name: work, path: /api/work, expect_status: 200 }}
+  think_time: 5ms..15ms
+memory:
+  interval: 250ms
+"#
+    )
+}
+
+#[test]
+fn an_output_dir_that_cannot_be_written_exits_2_before_any_load() {
+    // A ten-minute hold: if the load started, the bounded run below would be killed and fail.
+    let case = Case::new(&scenario("[{ duration: 10m, users: 2 }]"));
+    let blocker = case.dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "a file where the report directory should go").unwrap();
+    let out = blocker.join("report");
+    let started = Instant::now();
+    let o = run_bounded(
+        Command::new(support::oomgate()).args([
+            "run",
+            case.scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(out.to_str().unwrap()),
+        "names the directory: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up before the load"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", case.port)).is_err(),
+        "the service was never left running"
+    );
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}
+
+#[test]
+fn a_service_that_never_becomes_ready_exits_2_naming_the_url() {
+    if !require_cgroups() {
+        return;
+    }
+    // The service runs (sleep) but nothing ever listens on the ready URL.
+    let case = Case::new(
+        r#"name: never-ready
+workload:
+  local:
+    command: [sleep, "600"]
+    ready_url: http://127.0.0.1:{PORT}/healthz
+    ready_timeout: 3s
+    limit: 64Mi
+load:
+  stages: [{ duration: 10m, users: 1 }]
+  requests: [{ path: / }]
+"#,
+    );
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{}/healthz", case.port)),
+        "names the ready URL: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+    assert!(!sleeper_left(), "the service process was killed");
+}
+
+/// Whether a `sleep 600` still runs in an oomgate cgroup (no other test starts one).
+fn sleeper_left() -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let p = e.path();
+        let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
+        let cg = std::fs::read_to_string(p.join("cgroup")).unwrap_or_default();
+        cmd == b"sleep\0600\0" && cg.contains("oomgate-")
+    })
+}
+
+#[test]
+fn a_service_killed_mid_run_is_never_a_pass() {
+    if !require_cgroups() {
+        return;
+    }
+    let case = Case::new(&scenario(
+        "[{ duration: 1s, users: 2 }, { duration: 20s, users: 2 }]",
+    ));
+    let mut child = Command::new(support::oomgate())
+        .args([
+            "run",
+            case.scenario.to_str().unwrap(),
+            "--out",
+            case.out_dir().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the service to listen, let the load run a little, then kill it (not an OOM kill).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let service = loop {
+        if let Some(pid) = listener_pid(case.port) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the service never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(unsafe { libc_kill(service as i32, 9) }, 0);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("oomgate did not finish after its service was killed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let code = o.status.code();
+    eprintln!("{}", text(&o));
+    assert!(
+        code == Some(1) || code == Some(3),
+        "a killed service fails or is inconclusive, never passes: {}",
+        text(&o)
+    );
+    let r = case.report();
+    assert_ne!(r["verdict"], "pass", "{r:#}");
+    let failing = findings(&r, "error-rate", "fail").len()
+        + findings(&r, "restarted", "fail").len()
+        + findings(&r, "coverage", "inconclusive").len();
+    assert!(failing > 0, "a finding says what happened: {r:#}");
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}
+
+/// The pid of the process listening on 127.0.0.1:`port` (from /proc/net/tcp and the fds).
+fn listener_pid(port: u16) -> Option<u32> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let want = format!(":{port:04X}");
+    let inode = tcp.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 9 && f[1].ends_with(&want) && f[3] == "0A").then(|| f[9].to_string())
+    })?;
+    let target = format!("socket:[{inode}]");
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
