@@ -197,3 +197,62 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn a_sigkilled_gate_takes_its_service_down_and_the_next_run_sweeps_its_cgroup() {
+    if !require_cgroups() {
+        return;
+    }
+    // SIGKILL cannot be handled: this is a CI runner's hard timeout after SIGTERM was ignored.
+    let case = Case::new(&scenario(
+        "[{ duration: 1s, users: 2 }, { duration: 60s, users: 2 }]",
+    ));
+    let mut child = Command::new(support::oomgate())
+        .args([
+            "run",
+            case.scenario.to_str().unwrap(),
+            "--out",
+            case.out_dir().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gate = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listener_pid(case.port).is_none() {
+        assert!(Instant::now() < deadline, "the service never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The service dies with the gate (PR_SET_PDEATHSIG), so nothing keeps listening.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", case.port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the service outlived its SIGKILLed gate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mark = format!("-{gate}-");
+    let left: Vec<String> = leftover_cgroups()
+        .into_iter()
+        .filter(|p| p.contains(&mark))
+        .collect();
+    assert_eq!(left.len(), 1, "the killed gate's cgroup stays: {left:?}");
+
+    // The next run removes it before creating its own.
+    let next = Case::new(&scenario("[{ duration: 1s, users: 1 }]"));
+    let o = next.run(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !std::path::Path::new(&left[0]).exists(),
+        "{} was swept",
+        left[0]
+    );
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}

@@ -29,6 +29,8 @@ use chrono::Utc;
 
 use super::{BoxFuture, MemorySource, Observation, SourceError};
 
+mod stale;
+
 /// Where cgroup hierarchies are mounted on practically every Linux host.
 pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -321,6 +323,21 @@ impl MemoryCgroup {
         let pid = std::process::id();
         let mut denied: Option<CgroupError> = None;
         for parent in &hierarchy.parents {
+            let swept = stale::sweep(parent, stale::pid_alive);
+            for p in &swept.removed {
+                log::debug!(
+                    "removed {}, left by an oomgate that was killed",
+                    p.display()
+                );
+            }
+            for p in &swept.occupied {
+                log::warn!(
+                    "{} was left by an oomgate that was killed and still holds processes (a \
+                     service it started?): kill them (`cat {}/cgroup.procs`) and rmdir it",
+                    p.display(),
+                    p.display()
+                );
+            }
             let mut attempts = 0;
             loop {
                 let n = NEXT_CHILD.fetch_add(1, Ordering::Relaxed);

@@ -315,6 +315,30 @@ fn emit(raw: &[u8], cut: bool, ring: &Ring) {
 
 /// Runs in the child between fork and exec: write the child's own pid into the cgroup's procs
 /// file. Only async-signal-safe calls (getpid, open, write, close), no allocation.
+/// In the forked child: get SIGKILL when the gate dies, even by SIGKILL itself (a CI runner's
+/// hard timeout), so a killed gate never leaves its service running. Exits at once when the
+/// gate is already gone. Linux delivers the signal when the forking *thread* ends; the service is
+/// spawned from a runtime thread that lives as long as the gate.
+fn die_with_parent(parent: u32) -> io::Result<()> {
+    // SAFETY: prctl and getppid are async-signal-safe and take no pointers here.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() as u32 != parent {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
+}
+
 fn join_cgroup(procs: &CStr) -> io::Result<()> {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -438,21 +462,29 @@ impl LocalWorkload {
             .process_group(0)
             .kill_on_drop(true);
         let mut context = String::new();
+        let mut procs_path: Option<CString> = None;
         if let Some(cg) = &cgroup {
             let procs = cg.procs_file();
             context = format!(" (or could not join memory cgroup {})", cg.path().display());
-            let procs = CString::new(procs.as_os_str().as_bytes()).map_err(|_| {
+            procs_path = Some(CString::new(procs.as_os_str().as_bytes()).map_err(|_| {
                 LocalError::Cgroup(CgroupError::Io {
                     action: "use the cgroup path",
                     path: procs.clone(),
                     source: io::Error::new(io::ErrorKind::InvalidInput, "it contains a NUL byte"),
                 })
-            })?;
-            // SAFETY: the closure runs in the forked child and only makes async-signal-safe
-            // calls on data prepared before the fork.
-            unsafe {
-                cmd.pre_exec(move || join_cgroup(&procs));
-            }
+            })?);
+        }
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child and only makes async-signal-safe
+        // calls on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                die_with_parent(parent)?;
+                match &procs_path {
+                    Some(procs) => join_cgroup(procs),
+                    None => Ok(()),
+                }
+            });
         }
         let mut child = cmd.spawn().map_err(|source| LocalError::Spawn {
             program: program.clone(),
