@@ -35,10 +35,15 @@ pub enum ClusterError {
     Tls { server: String, detail: String },
     #[error("the Kubernetes API rejected the credentials (401 Unauthorized): refresh them (log in again, renew the token) or point --kubeconfig/--context at valid ones")]
     Unauthorized,
-    #[error("RBAC forbids `{verb}` on `{resource}`{}: grant it with ci-templates/kubernetes/rbac.yaml ({message})", in_namespace(.namespace))]
+    /// A 403. `verb`, `resource`, `group` and `namespace` are what the API server says it
+    /// denied, else what oomgate asked for (`group` then from the resource name); the display
+    /// also names the user the server denied.
+    #[error("{}", forbidden_message(.verb, .resource, .group, .namespace, .message))]
     Forbidden {
         verb: String,
         resource: String,
+        /// The resource's API group, "" for the core group.
+        group: String,
         namespace: String,
         message: String,
     },
@@ -62,6 +67,112 @@ pub enum ClusterError {
     /// The workload itself is not measurable as asked (no pods, unknown container, bad limit).
     #[error("{0}")]
     Workload(String),
+}
+
+/// `RBAC forbids `list` on `pods.metrics.k8s.io` in namespace `staging` for user "…": add to
+/// the Role bound to it the rule {apiGroups: ["metrics.k8s.io"], resources: ["pods"], verbs:
+/// ["list"]} …`: what was denied, to whom, and the rule that grants it.
+fn forbidden_message(
+    verb: &str,
+    resource: &str,
+    group: &str,
+    namespace: &str,
+    message: &str,
+) -> String {
+    // The user the API server denied, e.g. `system:serviceaccount:staging:oomgate`.
+    let user = parse_forbidden(message).map(|p| p.0);
+    let user = user.as_deref();
+    let plain = plain_resource(resource, group);
+    let qualified = if group.is_empty() {
+        plain.to_string()
+    } else {
+        format!("{plain}.{group}")
+    };
+    let who = user
+        .map(|u| format!(" for user \"{u}\""))
+        .unwrap_or_default();
+    let rule =
+        format!("{{apiGroups: [\"{group}\"], resources: [\"{plain}\"], verbs: [\"{verb}\"]}}");
+    let grant = if namespace.is_empty() {
+        format!("grant it with a ClusterRole rule {rule}")
+    } else {
+        format!(
+            "add the rule {rule} to the Role bound to {} in namespace `{namespace}` \
+             (ci-templates/kubernetes/rbac.yaml is a Role with every rule oomgate needs: \
+             kubectl apply -n {namespace} -f ci-templates/kubernetes/rbac.yaml)",
+            if user.is_some() {
+                "that user"
+            } else {
+                "the credentials oomgate uses"
+            }
+        )
+    };
+    let said = if message.is_empty() {
+        String::new()
+    } else {
+        format!("; the API server said: {message}")
+    };
+    format!(
+        "RBAC forbids `{verb}` on `{qualified}`{}{who}: {grant}{said}",
+        in_namespace(namespace)
+    )
+}
+
+/// `pods` of `pods.metrics.k8s.io` in group `metrics.k8s.io`; `pods/log` stays as it is.
+fn plain_resource<'a>(resource: &'a str, group: &str) -> &'a str {
+    if group.is_empty() {
+        return resource;
+    }
+    resource
+        .strip_suffix(group)
+        .and_then(|r| r.strip_suffix('.'))
+        .unwrap_or(resource)
+}
+
+/// The API group of a resource as oomgate names it: `pods.metrics.k8s.io` → `metrics.k8s.io`,
+/// `deployments` → `apps`, `pods` → "".
+fn group_of(resource: &str) -> String {
+    let base = resource.split('/').next().unwrap_or(resource);
+    match base.split_once('.') {
+        Some((_, group)) => group.to_string(),
+        None if matches!(
+            base,
+            "deployments" | "statefulsets" | "daemonsets" | "replicasets"
+        ) =>
+        {
+            "apps".to_string()
+        }
+        None => String::new(),
+    }
+}
+
+/// What kube-apiserver's 403 message says: `… User "U" cannot VERB resource "R" in API group
+/// "G" in the namespace "N"` (or `at the cluster scope`). Returns (user, verb, resource, group,
+/// namespace) when the message has that shape.
+fn parse_forbidden(message: &str) -> Option<(String, String, String, String, String)> {
+    fn quoted<'a>(text: &'a str, after: &str) -> Option<(&'a str, &'a str)> {
+        let start = text.find(after)? + after.len();
+        let rest = &text[start..];
+        let end = rest.find('"')?;
+        Some((&rest[..end], &rest[end + 1..]))
+    }
+    let (user, rest) = quoted(message, "User \"")?;
+    let rest = rest.strip_prefix(" cannot ")?;
+    let (verb, rest) = rest.split_once(' ')?;
+    let (resource, rest) = quoted(rest, "resource \"")?;
+    let (group, rest) = quoted(rest, " in API group \"")?;
+    let namespace = match quoted(rest, " in the namespace \"") {
+        Some((ns, _)) => ns,
+        None if rest.starts_with(" at the cluster scope") => "",
+        None => return None,
+    };
+    Some((
+        user.to_string(),
+        verb.to_string(),
+        resource.to_string(),
+        group.to_string(),
+        namespace.to_string(),
+    ))
 }
 
 fn in_namespace(ns: &str) -> String {
@@ -281,11 +392,22 @@ pub fn classify_status(
 ) -> ClusterError {
     match code {
         401 => ClusterError::Unauthorized,
-        403 => ClusterError::Forbidden {
-            verb: verb.to_string(),
-            resource: resource.to_string(),
-            namespace: namespace.to_string(),
-            message: message.to_string(),
+        403 => match parse_forbidden(message) {
+            // The API server names exactly what it denied (a subresource, another namespace).
+            Some((_user, verb, resource, group, namespace)) => ClusterError::Forbidden {
+                verb,
+                resource,
+                group,
+                namespace,
+                message: message.to_string(),
+            },
+            None => ClusterError::Forbidden {
+                verb: verb.to_string(),
+                resource: resource.to_string(),
+                group: group_of(resource),
+                namespace: namespace.to_string(),
+                message: message.to_string(),
+            },
         },
         404 => ClusterError::NotFound {
             what: resource.to_string(),
@@ -362,7 +484,16 @@ current-context: staging
         let e = classify_status(403, "pods is forbidden", "list", "pods", "staging");
         assert_eq!(
             e.to_string(),
-            "RBAC forbids `list` on `pods` in namespace `staging`: grant it with ci-templates/kubernetes/rbac.yaml (pods is forbidden)"
+            "RBAC forbids `list` on `pods` in namespace `staging`: add the rule \
+             {apiGroups: [\"\"], resources: [\"pods\"], verbs: [\"list\"]} to the Role bound to \
+             the credentials oomgate uses in namespace `staging` (ci-templates/kubernetes/rbac.yaml \
+             is a Role with every rule oomgate needs: kubectl apply -n staging -f \
+             ci-templates/kubernetes/rbac.yaml); the API server said: pods is forbidden"
+        );
+        let e = classify_status(403, "", "get", "deployments", "staging").to_string();
+        assert!(
+            e.starts_with("RBAC forbids `get` on `deployments.apps` in namespace `staging`: add the rule {apiGroups: [\"apps\"], resources: [\"deployments\"], verbs: [\"get\"]}"),
+            "{e}"
         );
         let e = classify_status(404, "", "get", "deployment/web", "staging");
         assert!(e
@@ -378,6 +509,44 @@ current-context: staging
             "the Kubernetes API answered 500 to `get` on `/version`: boom"
         );
         assert!(ClusterError::NoConfig.to_string().contains("KUBECONFIG"));
+    }
+
+    #[test]
+    fn forbidden_names_what_the_api_server_denied_and_the_rule_to_add() {
+        let said = "pods.metrics.k8s.io is forbidden: User \"system:serviceaccount:staging:oomgate\" \
+                    cannot list resource \"pods\" in API group \"metrics.k8s.io\" in the namespace \"staging\"";
+        let e = classify_status(403, said, "list", "pods.metrics.k8s.io", "staging");
+        assert!(
+            matches!(&e, ClusterError::Forbidden { group, resource, .. }
+                if group == "metrics.k8s.io" && resource == "pods"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "RBAC forbids `list` on `pods.metrics.k8s.io` in namespace `staging` for user \
+                 \"system:serviceaccount:staging:oomgate\": add the rule {{apiGroups: \
+                 [\"metrics.k8s.io\"], resources: [\"pods\"], verbs: [\"list\"]}} to the Role bound \
+                 to that user in namespace `staging` (ci-templates/kubernetes/rbac.yaml is a Role \
+                 with every rule oomgate needs: kubectl apply -n staging -f \
+                 ci-templates/kubernetes/rbac.yaml); the API server said: {said}"
+            )
+        );
+        // The server's words win: a subresource, another namespace, the cluster scope.
+        let said = "pods \"web-1\" is forbidden: User \"ci\" cannot get resource \"pods/log\" in API group \"\" in the namespace \"prod\"";
+        let e = classify_status(403, said, "get", "pods", "staging").to_string();
+        assert!(
+            e.starts_with("RBAC forbids `get` on `pods/log` in namespace `prod` for user \"ci\": add the rule {apiGroups: [\"\"], resources: [\"pods/log\"], verbs: [\"get\"]}"),
+            "{e}"
+        );
+        let said = "pods is forbidden: User \"ci\" cannot watch resource \"pods\" in API group \"\" at the cluster scope";
+        let e = classify_status(403, said, "watch", "pods", "staging").to_string();
+        assert!(
+            e.starts_with(
+                "RBAC forbids `watch` on `pods` for user \"ci\": grant it with a ClusterRole rule"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

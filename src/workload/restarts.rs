@@ -5,20 +5,25 @@
 //! remembers per pod and container how many restarts it has accounted for, so an OOM kill seen
 //! in `state.terminated` before the kubelet restarts the container is counted once, and
 //! restarts a pod already had when it was first seen are not counted. The orchestrator reads
-//! the [`WatchUpdate`]s from a channel and aborts the task when the run ends.
+//! the [`WatchUpdate`]s from a channel and aborts the task when the run ends. A watch the API
+//! server refuses (401, or 403: RBAC does not grant `list`/`watch` on pods) is not retried: the
+//! run could not see restarts or OOM kills, so the watcher reports the error, stops the load
+//! with that reason (the run ends early and cannot pass) and ends; [`check_watch_access`] is the
+//! same question asked up front, for a preflight.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
-use kube::api::Api;
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{classify, classify_status};
+use crate::cluster::{classify, classify_status, status_code, ClusterError};
 use crate::model::{RestartEvent, RestartReason, Timestamp};
 use crate::workload::kubernetes::{pod_info, PodInfo};
 
@@ -66,6 +71,16 @@ pub fn watch_restarts(
                     let name = pod.metadata.name.unwrap_or_default();
                     tracker.delete(&name).into_iter().collect()
                 }
+                Err(e) if refused(&e) => {
+                    // Retrying cannot help, and a run that cannot see restarts must not pass.
+                    let message = format!("watching pods: {}", watch_error(e, &namespace));
+                    log::error!("{message}");
+                    crate::load::stop_running_load(&format!(
+                        "the restart watcher cannot follow the pods ({message})"
+                    ));
+                    let _ = tx.send(WatchUpdate::Error(message)).await;
+                    return;
+                }
                 Err(e) => {
                     let message = format!("watching pods: {}", watch_error(e, &namespace));
                     if last_error.as_deref() == Some(message.as_str()) {
@@ -85,6 +100,52 @@ pub fn watch_restarts(
         }
     });
     (rx, handle)
+}
+
+/// The API server refused the watcher's list or watch (401 or 403).
+fn refused(err: &watcher::Error) -> bool {
+    let code = match err {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => status_code(e),
+        watcher::Error::WatchError(status) => Some(status.code),
+        _ => None,
+    };
+    matches!(code, Some(401 | 403))
+}
+
+/// Whether the credentials may list and watch the pods matching `selector` in `namespace`, as
+/// the watcher will: a list and a one-second watch. The error names the verb and the rule.
+pub async fn check_watch_access(
+    client: &kube::Client,
+    namespace: &str,
+    selector: &str,
+) -> Result<(), ClusterError> {
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(selector).limit(1))
+        .await
+        .map_err(|e| classify(e, "list", "pods", namespace))?;
+    let version = list.metadata.resource_version.unwrap_or_default();
+    let stream = api
+        .watch(
+            &WatchParams::default().labels(selector).timeout(1),
+            &version,
+        )
+        .await
+        .map_err(|e| classify(e, "watch", "pods", namespace))?;
+    let mut stream = stream.boxed();
+    match tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
+        Ok(Some(Err(e))) => Err(classify(e, "watch", "pods", namespace)),
+        Ok(Some(Ok(WatchEvent::Error(status)))) => Err(classify_status(
+            status.code,
+            &status.message,
+            "watch",
+            "pods",
+            namespace,
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn watch_error(err: watcher::Error, namespace: &str) -> String {

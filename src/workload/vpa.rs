@@ -1,16 +1,19 @@
 //! Reads the workload's VerticalPodAutoscaler (`autoscaling.k8s.io/v1`): the one named in
 //! `policy.vpa.name`, or the one whose `spec.targetRef` names the workload, and turns its
 //! `status.recommendation` memory figures (any quantity spelling) and its `LowConfidence`
-//! condition into a [`VpaStatus`]. A cluster without the CRD, a missing VPA or missing RBAC
-//! rights give `Unavailable` with a reason to print, never an error: the VPA only refines the
-//! verdict. It lists VPAs through a `kube::Client` as `DynamicObject`s.
+//! condition into a [`VpaStatus`]. A cluster without the CRD or a missing VPA give
+//! `Unavailable` with a reason to print: the VPA only refines the verdict. Missing RBAC rights
+//! (401/403) are different: the policy asked for a VPA comparison that the credentials cannot
+//! make, so [`read_vpa_checked`] returns them as a [`ClusterError`] naming the verb, the resource
+//! and the rule to grant, for the caller to stop with (exit 2); [`read_vpa`] still folds them
+//! into `Unavailable`. It lists VPAs through a `kube::Client` as `DynamicObject`s.
 
 use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::Value;
 
-use crate::cluster::classify_status;
+use crate::cluster::{classify, classify_status, status_code, ClusterError};
 use crate::model::{VpaContainer, VpaStatus};
 use crate::workload::kubernetes::cluster_quantity;
 
@@ -28,7 +31,8 @@ pub fn vpa_resource() -> ApiResource {
 }
 
 /// The VPA named `name`, or (`None`) the one targeting `workload_kind`/`workload_name`
-/// (e.g. `Deployment`/`web`), as a [`VpaStatus`].
+/// (e.g. `Deployment`/`web`), as a [`VpaStatus`]; denied access is `Unavailable` too (see
+/// [`read_vpa_checked`], which a gate should use).
 pub async fn read_vpa(
     client: &kube::Client,
     namespace: &str,
@@ -36,15 +40,33 @@ pub async fn read_vpa(
     workload_kind: &str,
     workload_name: &str,
 ) -> VpaStatus {
+    read_vpa_checked(client, namespace, name, workload_kind, workload_name)
+        .await
+        .unwrap_or_else(|e| unavailable(e.to_string()))
+}
+
+/// [`read_vpa`], except that the API server refusing the credentials (401) or RBAC forbidding
+/// the list (403) is an error: `RBAC forbids `list` on
+/// `verticalpodautoscalers.autoscaling.k8s.io` in namespace `staging` …`.
+pub async fn read_vpa_checked(
+    client: &kube::Client,
+    namespace: &str,
+    name: Option<&str>,
+    workload_kind: &str,
+    workload_name: &str,
+) -> Result<VpaStatus, ClusterError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vpa_resource());
     let list = match tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default())).await {
         Err(_) => {
-            return unavailable(format!(
+            return Ok(unavailable(format!(
                 "listing VerticalPodAutoscalers in namespace `{namespace}` took longer than {} s",
                 LIST_TIMEOUT.as_secs()
-            ))
+            )))
         }
-        Ok(Err(e)) => return list_error(e, namespace),
+        Ok(Err(e)) if matches!(status_code(&e), Some(401 | 403)) => {
+            return Err(classify(e, "list", VPA_RESOURCE, namespace))
+        }
+        Ok(Err(e)) => return Ok(list_error(e, namespace)),
         Ok(Ok(list)) => list,
     };
     let items: Vec<Value> = list
@@ -52,18 +74,22 @@ pub async fn read_vpa(
         .iter()
         .filter_map(|o| serde_json::to_value(o).ok())
         .collect();
-    match pick_vpa(&items, namespace, name, workload_kind, workload_name) {
-        Ok(obj) => parse_vpa(obj),
-        Err(reason) => unavailable(reason),
-    }
+    Ok(
+        match pick_vpa(&items, namespace, name, workload_kind, workload_name) {
+            Ok(obj) => parse_vpa(obj),
+            Err(reason) => unavailable(reason),
+        },
+    )
 }
 
 fn unavailable(reason: String) -> VpaStatus {
     VpaStatus::Unavailable { reason }
 }
 
+const VPA_RESOURCE: &str = "verticalpodautoscalers.autoscaling.k8s.io";
+
 fn list_error(err: kube::Error, namespace: &str) -> VpaStatus {
-    let resource = "verticalpodautoscalers.autoscaling.k8s.io";
+    let resource = VPA_RESOURCE;
     match err {
         kube::Error::Api(status) if status.code == 404 => unavailable(
             "the VerticalPodAutoscaler CRD (autoscaling.k8s.io/v1) is not installed in this cluster"
@@ -72,7 +98,7 @@ fn list_error(err: kube::Error, namespace: &str) -> VpaStatus {
         kube::Error::Api(status) => unavailable(
             classify_status(status.code, &status.message, "list", resource, namespace).to_string(),
         ),
-        other => unavailable(crate::cluster::classify(other, "list", resource, namespace).to_string()),
+        other => unavailable(classify(other, "list", resource, namespace).to_string()),
     }
 }
 
@@ -310,17 +336,47 @@ mod tests {
             "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscalerList", "metadata": {},
             "items": [ vpa("web-vpa", "Deployment", "web", recommended("True", ["20Mi"; 4])) ]
         });
-        let api = fake_api::start(vec![route(
-            "/apis/autoscaling.k8s.io/v1/namespaces/staging/verticalpodautoscalers",
-            200,
-            list.to_string(),
-        )])
+        let api = fake_api::start(vec![
+            route(
+                "/apis/autoscaling.k8s.io/v1/namespaces/staging/verticalpodautoscalers",
+                200,
+                list.to_string(),
+            ),
+            route(
+                "/apis/autoscaling.k8s.io/v1/namespaces/denied/verticalpodautoscalers",
+                403,
+                fake_api::status(
+                    403,
+                    "Forbidden",
+                    "verticalpodautoscalers.autoscaling.k8s.io is forbidden: User \"ci\" cannot \
+                     list resource \"verticalpodautoscalers\" in API group \"autoscaling.k8s.io\" \
+                     in the namespace \"denied\"",
+                ),
+            ),
+        ])
         .await;
         let got = read_vpa(&api.client, "staging", None, "Deployment", "web").await;
         assert!(
             matches!(&got, VpaStatus::Recommendation { name, low_confidence: true, containers }
                 if name == "web-vpa" && containers[0].target == Some(20 << 20)),
             "{got:?}"
+        );
+        let denied = read_vpa_checked(&api.client, "denied", None, "Deployment", "web")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            denied.starts_with(
+                "RBAC forbids `list` on `verticalpodautoscalers.autoscaling.k8s.io` in namespace \
+                 `denied` for user \"ci\": add the rule {apiGroups: [\"autoscaling.k8s.io\"], \
+                 resources: [\"verticalpodautoscalers\"], verbs: [\"list\"]}"
+            ),
+            "{denied}"
+        );
+        let lenient = read_vpa(&api.client, "denied", None, "Deployment", "web").await;
+        assert!(
+            matches!(&lenient, VpaStatus::Unavailable { reason } if reason == &denied),
+            "{lenient:?}"
         );
         let got = read_vpa(&api.client, "other", None, "Deployment", "web").await;
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The HTTPS API server: TLS with the rig's CA-signed certificate, HTTP/1.1 keep-alive, bearer
-//! token authentication (401 Unauthorized Status otherwise), optional 403 Forbidden per
-//! (verb, resource) to simulate RBAC, read-only (other methods: 405), and the routing of every
-//! path the rig serves to discovery, the stored resources, metrics.k8s.io and the VPA group.
+//! token authentication (401 Unauthorized Status otherwise; Role-bound tokens are authorized by
+//! `rbac.rs`), optional 403 Forbidden per (verb, resource) to simulate RBAC, read-only (other
+//! methods: 405), and the routing of every path the rig serves to discovery, the stored resources, metrics.k8s.io and the VPA group.
 //! Every error is a `metav1.Status`; a malformed request never panics the server.
 
 use std::convert::Infallible;
@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::discovery::{self, APPS_GV, CORE_GV, METRICS_GV, VPA_GV};
 use super::http::{self, Body, Query};
+use super::rbac::Authorizer;
 use super::state::{Shared, REQUEST_LOG};
 use super::{metrics, resources, table, MetricsMode};
 
@@ -30,6 +31,7 @@ pub(super) async fn serve(
     listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     shared: Arc<Shared>,
+    rbac: Arc<Authorizer>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         eprintln!("sim-cluster: cannot use the API listener");
@@ -50,6 +52,7 @@ pub(super) async fn serve(
         };
         let acceptor = acceptor.clone();
         let shared = shared.clone();
+        let rbac = rbac.clone();
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
@@ -58,7 +61,8 @@ pub(super) async fn serve(
             };
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req)) }
+                let rbac = rbac.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, &rbac, req)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -97,7 +101,7 @@ fn forbidden(verb: &str, resource: &str, group: &str, ns: Option<&str>) -> Respo
 }
 
 /// Answer one request (never panics on input).
-fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+fn handle(shared: &Arc<Shared>, rbac: &Authorizer, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let q = Query::parse(req.uri().query());
     {
@@ -111,14 +115,21 @@ fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         };
         st.requests.push_back(line);
     }
-    let expected = format!("Bearer {}", shared.token);
-    let authorized = req
+    let bearer = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == expected);
-    if !authorized {
-        return http::status(401, "Unauthorized", "Unauthorized");
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bearer != shared.token {
+        // A Role-bound token: authorized like kube-apiserver's RBAC (see rbac.rs).
+        let Some(grant) = rbac.grant(bearer) else {
+            return http::status(401, "Unauthorized", "Unauthorized");
+        };
+        let method = req.method().as_str();
+        if let Some(denied) = rbac.check(&grant, method, &path, req.uri().query()) {
+            return denied;
+        }
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return http::status(

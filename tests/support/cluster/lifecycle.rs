@@ -15,7 +15,7 @@ use oomgate::memory::cgroup::CgroupHierarchy;
 
 use super::procs::{self, Spawner};
 use super::state::{Kind, Shared, State, Workload};
-use super::{api, cadvisor, kubelet, metrics, proxy, tls};
+use super::{api, cadvisor, kubelet, metrics, proxy, rbac, tls};
 use super::{ClusterConfig, PodTemplate, ReplicaEnv, SimCluster};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,7 +110,13 @@ impl SimCluster {
             .enable_all()
             .build()
             .expect("the simulated cluster's runtime");
-        runtime.spawn(api::serve(api_listener, pki.server_config, shared.clone()));
+        let rbac = Arc::new(rbac::Authorizer::default());
+        runtime.spawn(api::serve(
+            api_listener,
+            pki.server_config,
+            shared.clone(),
+            rbac.clone(),
+        ));
         runtime.spawn(cadvisor::serve(metrics_listener, shared.clone()));
         runtime.spawn(kubelet::supervise(shared.clone()));
         runtime.spawn(metrics::scrape_loop(shared.clone()));
@@ -129,6 +135,7 @@ impl SimCluster {
             kubeconfig,
             ca_pem: pki.ca_pem,
             metrics_port,
+            rbac,
             dir,
         }
     }

@@ -29,6 +29,10 @@
 //!   (API requests seen), `namespace`.
 //! - switches: `set_vpa`/`delete_vpa`, `set_metrics_mode`, `forbid`/`allow` (403 for a verb on
 //!   a resource, like RBAC).
+//! - RBAC (`rbac`): `issue_token_for_role(manifest)` binds a new token to the Role of an RBAC
+//!   manifest (real kube-apiserver authorization: request attributes, rules, namespace, 403
+//!   Status); `kubeconfig_for_token`, `rbac_decisions` (what each Role token asked for). The
+//!   admin token (`token`, `kubeconfig_path`) keeps full access.
 //! - endpoints: `kubeconfig_path`, `api_url`, `token`, `ca_pem`, `service_url`, `pod_url`,
 //!   `metrics_url`, `metrics_target`, `work_dir`.
 //! - `testkit`: `kubectl`/`kubectl_ok`/`kubectl_json` on a cluster, `run_kubectl`,
@@ -57,6 +61,7 @@ pub mod metrics;
 mod objects;
 mod procs;
 mod proxy;
+pub mod rbac;
 mod resources;
 mod selector;
 mod state;
@@ -174,6 +179,8 @@ pub struct SimCluster {
     kubeconfig: PathBuf,
     ca_pem: String,
     metrics_port: u16,
+    /// Tokens bound to Roles (`issue_token_for_role`) and their authorization log.
+    rbac: Arc<rbac::Authorizer>,
     /// Holds the kubeconfig, kubectl's cache and the containers' logs; removed on drop.
     dir: tempfile::TempDir,
 }
