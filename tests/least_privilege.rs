@@ -439,8 +439,15 @@ fn removing_any_rule_verb_or_resource_of_the_role_stops_oomgate_with_an_rbac_err
         .find(|(name, _, _)| name.ends_with("without verbs watch"))
         .unwrap();
     let kubeconfig = cluster.kubeconfig_for_token(&cluster.issue_token_for_role(no_watch));
+    let started = std::time::Instant::now();
     let (o, r) = run(&web, &kubeconfig);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "the load stops early ({:?}): {}",
+        started.elapsed(),
+        text(&o)
+    );
     assert_eq!(r["verdict"], "inconclusive", "{r:#}");
     assert!(
         r["ended_early"]

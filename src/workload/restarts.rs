@@ -75,11 +75,21 @@ pub fn watch_restarts(
                     // Retrying cannot help, and a run that cannot see restarts must not pass.
                     let message = format!("watching pods: {}", watch_error(e, &namespace));
                     log::error!("{message}");
-                    crate::load::stop_running_load(&format!(
-                        "the restart watcher cannot follow the pods ({message})"
-                    ));
-                    let _ = tx.send(WatchUpdate::Error(message)).await;
-                    return;
+                    let reason = format!("the restart watcher cannot follow the pods ({message})");
+                    crate::load::stop_running_load(&reason);
+                    if tx.send(WatchUpdate::Error(message)).await.is_err() {
+                        return;
+                    }
+                    // The refusal usually comes before the load tool has started, and Goose
+                    // clears a stop request when it starts: repeat it until the run ends (the
+                    // orchestrator aborts this task) so the load really stops.
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if tx.is_closed() {
+                            return;
+                        }
+                        crate::load::stop_running_load(&reason);
+                    }
                 }
                 Err(e) => {
                     let message = format!("watching pods: {}", watch_error(e, &namespace));
