@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod auth_proxy;
 pub mod cluster;
 pub mod prometheus;
 

@@ -401,3 +401,31 @@ impl Drop for SimCluster {
         }
     }
 }
+
+impl SimCluster {
+    /// Test hook for untrusted names (issue 7, point 6): serve pod `pod` under `name` and rename
+    /// its containers by `containers` (old, new), as an API server that did not validate names
+    /// would. Watchers see the old pod DELETED and the renamed one ADDED; its processes keep
+    /// running and its PodMetrics carry the new names from the next scrape. Only the API objects
+    /// change: a renamed container must not be restarted (its cgroup and log file are named
+    /// from the old names), and the cAdvisor `/metrics` text does not escape label values.
+    pub fn rename_pod(&self, pod: &str, name: &str, containers: &[(&str, &str)]) {
+        let ns = self.shared.cfg.namespace.clone();
+        self.shared.update(|st| {
+            let mut p = st
+                .pods
+                .remove(pod)
+                .unwrap_or_else(|| panic!("sim-cluster: no pod {pod}"));
+            st.remove::<k8s_openapi::api::core::v1::Pod>(pod);
+            st.metrics.remove(pod);
+            p.name = name.to_string();
+            for c in &mut p.containers {
+                if let Some((_, new)) = containers.iter().find(|(old, _)| *old == c.tpl.name) {
+                    c.tpl.name = new.to_string();
+                }
+            }
+            st.pods.insert(name.to_string(), p);
+            st.refresh_pod(&ns, name);
+        });
+    }
+}
