@@ -427,6 +427,17 @@ fn transport(err: &(dyn StdError + 'static)) -> ClusterError {
     let detail = error_chain(err);
     let server = server_for_messages();
     let lower = detail.to_ascii_lowercase();
+    // hyper-timeout's connect deadline covers the TCP connect and the TLS handshake: a server
+    // that accepts connections but never answers ends here.
+    if lower.contains("deadline has elapsed") || lower.contains("timed out") {
+        return ClusterError::Unreachable {
+            server,
+            detail: format!(
+                "the connection and TLS handshake got no answer within {} s ({detail})",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        };
+    }
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         ClusterError::Tls { server, detail }
     } else {

@@ -108,6 +108,20 @@ pub struct ContainerSeries {
     /// The least `usage − working_set` (inactive file cache) seen in any sample, used to turn the
     /// kernel's usage peak into a conservative working-set peak.
     pub min_inactive_file: Option<u64>,
+    /// Set when the source's timestamps disagreed with the gate's clock (a skewed node or
+    /// metrics-server clock); `None` when they agreed or the source uses the gate's clock.
+    pub clock_skew: Option<ClockSkew>,
+}
+
+/// How a series' sample timestamps related to the gate's clock when they did not agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSkew {
+    /// A consistent offset, source − gate in milliseconds (positive: the source's clock runs
+    /// ahead). Every sample's time was moved by −`offset_ms` onto the gate's clock.
+    Rebased { offset_ms: i64 },
+    /// The offset wandered from `min_ms` to `max_ms`: the samples cannot be placed on the run's
+    /// clock and are kept as stamped.
+    Erratic { min_ms: i64, max_ms: i64 },
 }
 
 impl ContainerSeries {
@@ -120,6 +134,7 @@ impl ContainerSeries {
             samples: Vec::new(),
             kernel_peak_usage: None,
             min_inactive_file: None,
+            clock_skew: None,
         }
     }
 

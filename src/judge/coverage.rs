@@ -2,12 +2,14 @@
 //! memory was measured at all, when fewer than `min_coverage` of the sampling ticks brought data,
 //! when a stage that ran has no sample from any container, or when the run ended early for a
 //! reason other than an OOM kill. It also warns when the sampling interval is coarse against a
-//! stage's length. A pass finding states the coverage when all is well.
+//! stage's length, warns when samples stamped by a skewed clock were re-based onto the gate's
+//! clock (naming the offset), and is inconclusive when a clock wandered so samples cannot be
+//! placed in stages. A pass finding states the coverage when all is well.
 
 use std::time::Duration;
 
 use super::{clock, finding, format_share, format_shares};
-use crate::model::{Finding, Policy, RestartReason, Rule, Run, Severity, StageWindow};
+use crate::model::{ClockSkew, Finding, Policy, RestartReason, Rule, Run, Severity, StageWindow};
 use crate::units::{format_duration, format_percent};
 
 const UNTRUSTED: &str = "the verdict cannot be trusted";
@@ -31,6 +33,7 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     }
 
     let mut out = vec![ratio(policy, run)];
+    out.extend(clock_skew(run));
     let oom_killed = run
         .restarts
         .iter()
@@ -84,10 +87,114 @@ fn inconclusive(message: String) -> Finding {
     finding(Rule::Coverage, Severity::Inconclusive, message)
 }
 
+/// `5m` (whole seconds; `<1s` below half a second).
+fn offset_text(ms: i64) -> String {
+    let secs = (ms.unsigned_abs() + 500) / 1000;
+    if secs == 0 {
+        "<1s".to_string()
+    } else {
+        format_duration(Duration::from_secs(secs))
+    }
+}
+
+/// `5m ahead of` / `10m behind`.
+fn direction(ms: i64) -> String {
+    format!(
+        "{} {}",
+        offset_text(ms),
+        if ms >= 0 { "ahead of" } else { "behind" }
+    )
+}
+
+/// One finding per distinct clock skew, naming the series it affected: a warning with the
+/// offset for re-based samples, inconclusive for a clock that wandered.
+fn clock_skew(run: &Run) -> Vec<Finding> {
+    let mut groups: Vec<(ClockSkew, Vec<(&str, &str)>)> = Vec::new();
+    for c in &run.containers {
+        let Some(skew) = c.clock_skew else { continue };
+        // Offsets that print the same are one finding.
+        let same = |k: &ClockSkew| match (k, &skew) {
+            (ClockSkew::Rebased { offset_ms: a }, ClockSkew::Rebased { offset_ms: b }) => {
+                direction(*a) == direction(*b)
+            }
+            (a, b) => a == b,
+        };
+        match groups.iter_mut().find(|(k, _)| same(k)) {
+            Some((_, members)) => members.push((&c.pod, &c.container)),
+            None => groups.push((skew, vec![(&c.pod, &c.container)])),
+        }
+    }
+    let source = &run.memory.source;
+    let fix = "fix the clock of the node or of metrics-server (NTP)";
+    groups
+        .into_iter()
+        .map(|(skew, members)| {
+            let list = members
+                .iter()
+                .map(|(p, c)| format!("{p}/{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut f = match skew {
+                ClockSkew::Rebased { offset_ms } => {
+                    let why = if offset_ms >= 0 {
+                        "in the future when they arrived"
+                    } else {
+                        "older on arrival than the source's resolution explains"
+                    };
+                    let mut f = finding(
+                        Rule::Coverage,
+                        Severity::Warn,
+                        format!(
+                            "clock skew: the {source} samples of {list} were stamped {} the gate's clock ({why}); they were moved {} by {} onto the gate's clock so each falls in the stage it was measured in; {fix}",
+                            direction(offset_ms),
+                            if offset_ms >= 0 { "back" } else { "forward" },
+                            offset_text(offset_ms)
+                        ),
+                    );
+                    f.observed = Some(offset_ms as f64 / 1000.0);
+                    f
+                }
+                ClockSkew::Erratic { min_ms, max_ms } => {
+                    let mut f = inconclusive(format!(
+                        "clock skew: the {source} samples of {list} were stamped between {} and {} the gate's clock, not by one consistent offset (a clock that jumped during the run), so they cannot be placed in the run's stages: {UNTRUSTED}; {fix}",
+                        direction(min_ms),
+                        direction(max_ms)
+                    ));
+                    f.observed = Some(max_ms as f64 / 1000.0);
+                    f
+                }
+            };
+            if let [(pod, container)] = members.as_slice() {
+                f.pod = Some(pod.to_string());
+                f.container = Some(container.to_string());
+            } else if members.iter().all(|(_, c)| *c == members[0].1) {
+                f.container = Some(members[0].1.to_string());
+            }
+            f
+        })
+        .collect()
+}
+
 /// Share of sampling ticks that brought data, against `min_coverage`.
 fn ratio(policy: &Policy, run: &Run) -> Finding {
     let meta = &run.memory;
-    let coverage = meta.coverage();
+    let missed = missed_ticks(run);
+    let ticks = meta.ticks + missed;
+    let coverage = if ticks == 0 {
+        0.0
+    } else {
+        meta.ticks_with_data as f64 / ticks as f64
+    };
+    let of = if missed == 0 {
+        format!("{} of {ticks}", meta.ticks_with_data)
+    } else {
+        format!(
+            "{} of {ticks}, {missed} of them never taken because a reading outlasted the {} \
+             interval",
+            meta.ticks_with_data,
+            format_duration(meta.interval)
+        )
+    };
     let mut f = if meta.ticks == 0 {
         inconclusive(format!(
             "the {} sampler recorded no sampling tick, so the share of time memory was \
@@ -97,20 +204,17 @@ fn ratio(policy: &Policy, run: &Run) -> Finding {
     } else if coverage < policy.min_coverage {
         let (observed, required) = format_shares(coverage, policy.min_coverage);
         inconclusive(format!(
-            "memory data for {observed} of sampling ticks ({} of {}), below the {required} \
-             required: {UNTRUSTED}",
-            meta.ticks_with_data, meta.ticks,
+            "memory data for {observed} of sampling ticks ({of}), below the {required} \
+             required: {UNTRUSTED}"
         ))
     } else {
         finding(
             Rule::Coverage,
             Severity::Pass,
             format!(
-                "memory data for {} of sampling ticks ({} of {}, every {}), meeting the {} \
+                "memory data for {} of sampling ticks ({of}, every {}), meeting the {} \
                  required",
                 format_share(coverage),
-                meta.ticks_with_data,
-                meta.ticks,
                 format_duration(meta.interval),
                 format_percent(policy.min_coverage)
             ),
@@ -119,6 +223,24 @@ fn ratio(policy: &Policy, run: &Run) -> Finding {
     f.observed = Some(coverage);
     f.threshold = Some(policy.min_coverage);
     f
+}
+
+/// Ticks the run's length called for that the sampler never recorded (a source that blocks
+/// past the interval makes the ticker skip ticks), counted as uncovered so they cannot vanish
+/// from the denominator. A shortfall within jitter (2 ticks or a tenth) is not counted.
+fn missed_ticks(run: &Run) -> u64 {
+    let interval = run.memory.interval.as_millis();
+    if interval == 0 {
+        return 0;
+    }
+    let window = (run.ended_at - run.started_at).num_milliseconds().max(0) as u128;
+    let expected = u64::try_from(window / interval).unwrap_or(u64::MAX);
+    let missing = expected.saturating_sub(run.memory.ticks);
+    if missing > 2.max(expected / 10) {
+        missing
+    } else {
+        0
+    }
 }
 
 /// A stage started when its window is not empty and opened before the run ended (an early end
@@ -232,6 +354,29 @@ mod tests {
             "memory data for 61.8% of sampling ticks (42 of 68), below the 90% required: the \
              verdict cannot be trusted"
         );
+    }
+
+    #[test]
+    fn ticks_that_never_happened_count_as_uncovered() {
+        // 6 minutes at 5 s call for 72 ticks; a source that blocked recorded 30, all with data.
+        let mut run = healthy_run();
+        run.memory.ticks = 30;
+        run.memory.ticks_with_data = 30;
+        let v = evaluate(&Policy::default(), &run);
+        assert_eq!(v.outcome, Outcome::Inconclusive);
+        let c = coverage(&v);
+        assert_eq!(
+            c[0].message,
+            "memory data for 41.7% of sampling ticks (30 of 72, 42 of them never taken because \
+             a reading outlasted the 5s interval), below the 90% required: the verdict cannot \
+             be trusted"
+        );
+        // A shortfall within jitter is not counted.
+        run.memory.ticks = 66;
+        run.memory.ticks_with_data = 66;
+        let v = evaluate(&Policy::default(), &run);
+        assert_eq!(v.outcome, Outcome::Pass);
+        assert!(coverage(&v)[0].message.contains("(66 of 66, every 5s)"));
     }
 
     #[test]
@@ -360,6 +505,69 @@ mod tests {
             f.message,
             "the run ended early at 12:02:10 (interrupted (Ctrl-C)); 2 of 4 stages never \
              started: the planned load was not fully applied, so the verdict cannot be trusted"
+        );
+    }
+
+    #[test]
+    fn rebased_samples_warn_naming_the_offset_and_the_verdict_stands() {
+        let mut run = healthy_run();
+        for c in &mut run.containers {
+            c.clock_skew = Some(ClockSkew::Rebased { offset_ms: 299_400 });
+        }
+        let v = evaluate(&Policy::default(), &run);
+        assert_eq!(v.outcome, Outcome::Pass);
+        let warn: Vec<_> = coverage(&v)
+            .into_iter()
+            .filter(|f| f.severity == Severity::Warn)
+            .collect();
+        assert_eq!(warn.len(), 1, "one finding for one offset: {warn:#?}");
+        assert!(
+            warn[0]
+                .message
+                .contains("were stamped 4m59s ahead of the gate's clock (in the future"),
+            "{}",
+            warn[0].message
+        );
+        assert!(warn[0].message.contains("moved back by 4m59s"));
+        assert_eq!(warn[0].observed, Some(299.4));
+
+        run.containers[0].clock_skew = Some(ClockSkew::Rebased {
+            offset_ms: -600_200,
+        });
+        let v = evaluate(&Policy::default(), &run);
+        let behind = coverage(&v)
+            .into_iter()
+            .find(|f| f.message.contains("behind"))
+            .unwrap();
+        assert!(
+            behind
+                .message
+                .contains("stamped 10m behind the gate's clock (older on arrival"),
+            "{}",
+            behind.message
+        );
+        assert!(behind.message.contains("moved forward by 10m"));
+        assert_eq!(behind.pod.as_deref(), Some(run.containers[0].pod.as_str()));
+    }
+
+    #[test]
+    fn a_wandering_clock_is_inconclusive() {
+        let mut run = healthy_run();
+        run.containers[0].clock_skew = Some(ClockSkew::Erratic {
+            min_ms: -300,
+            max_ms: 300_000,
+        });
+        let v = evaluate(&Policy::default(), &run);
+        assert_eq!(v.outcome, Outcome::Inconclusive);
+        let f = coverage(&v)
+            .into_iter()
+            .find(|f| f.severity == Severity::Inconclusive)
+            .unwrap();
+        assert!(
+            f.message
+                .contains("between <1s behind and 5m ahead of the gate's clock"),
+            "{}",
+            f.message
         );
     }
 

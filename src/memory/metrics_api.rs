@@ -4,9 +4,11 @@
 //! PodMetrics' own `timestamp`, so a sample metrics-server repeats until its next scrape is
 //! recognised by the sampler as the same sample. It talks to the API server through a
 //! `kube::Client`; a missing or unavailable metrics API becomes a message pointing at
-//! metrics-server or `memory.source: prometheus`.
+//! metrics-server or `memory.source: prometheus`. A tick's request has a deadline tied to the
+//! sampling interval (see [`tick_deadline`]), so a hung API costs one uncovered tick per tick,
+//! never a frozen sampler nor requests piling up.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
@@ -17,8 +19,25 @@ use crate::cluster::{classify, classify_status, error_chain};
 use crate::model::Timestamp;
 use crate::workload::kubernetes::cluster_quantity;
 
-/// How long one list of PodMetrics may take before the tick counts as failed.
+/// How long a list of PodMetrics may take when no sampling cadence is known yet (the first
+/// reading, e.g. `oomgate check`'s live sample).
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest per-tick deadline (the sampling interval is at least 100 ms).
+const MIN_TICK_DEADLINE: Duration = Duration::from_millis(100);
+
+/// The deadline of one reading. The sampler polls on a fixed-rate ticker, so the time since the
+/// previous poll started is the sampling interval; a reading may take three quarters of it and
+/// then counts as a failed (uncovered) tick, its request dropped, so the next tick starts on time
+/// with one request in flight at most. The first reading has no cadence: [`LIST_TIMEOUT`].
+pub fn tick_deadline(since_previous: Option<Duration>) -> Duration {
+    match since_previous {
+        None => LIST_TIMEOUT,
+        Some(gap) => {
+            let ms = u64::try_from(gap.as_millis()).unwrap_or(u64::MAX) / 4 * 3;
+            Duration::from_millis(ms).clamp(MIN_TICK_DEADLINE, LIST_TIMEOUT)
+        }
+    }
+}
 
 /// The PodMetrics resource of `metrics.k8s.io/v1beta1`.
 pub fn pod_metrics_resource() -> ApiResource {
@@ -37,6 +56,8 @@ pub struct MetricsApiSource {
     namespace: String,
     selector: String,
     containers_filter: Vec<String>,
+    /// When the previous poll started (the sampling cadence, for the per-tick deadline).
+    last_poll: Option<Instant>,
 }
 
 impl MetricsApiSource {
@@ -53,18 +74,26 @@ impl MetricsApiSource {
             namespace,
             selector,
             containers_filter,
+            last_poll: None,
         }
     }
 
     /// One live sample of every measured container (also what `oomgate check` shows). Pods
     /// metrics-server has not scraped twice yet are simply absent.
     pub async fn probe(&self) -> Result<Vec<Observation>, SourceError> {
+        self.list_within(LIST_TIMEOUT).await
+    }
+
+    /// One reading that gives up after `deadline` (the request is dropped, not left running).
+    async fn list_within(&self, deadline: Duration) -> Result<Vec<Observation>, SourceError> {
         let params = ListParams::default().labels(&self.selector);
-        let list = match tokio::time::timeout(LIST_TIMEOUT, self.api.list(&params)).await {
+        let list = match tokio::time::timeout(deadline, self.api.list(&params)).await {
             Err(_) => {
                 return Err(SourceError::Other(format!(
-                    "the metrics API did not answer within {} s (listing PodMetrics in {})",
-                    LIST_TIMEOUT.as_secs(),
+                    "the metrics API did not answer within {} (listing PodMetrics in {}); this \
+                     tick counts as uncovered: check the API server's and metrics-server's load \
+                     (`kubectl get apiservice v1beta1.metrics.k8s.io`)",
+                    crate::units::format_duration(deadline),
                     self.namespace
                 )))
             }
@@ -86,7 +115,10 @@ impl MemorySource for MetricsApiSource {
     }
 
     fn poll(&mut self) -> BoxFuture<'_, Result<Vec<Observation>, SourceError>> {
-        Box::pin(self.probe())
+        let now = Instant::now();
+        let deadline = tick_deadline(self.last_poll.map(|t| now - t));
+        self.last_poll = Some(now);
+        Box::pin(self.list_within(deadline))
     }
 }
 
@@ -298,6 +330,17 @@ mod tests {
             MetricsApiSource::new(api.client.clone(), "other".into(), "a=b".into(), vec![]);
         let e = missing.probe().await.unwrap_err().to_string();
         assert!(e.contains("is not installed"), "{e}");
+    }
+
+    #[test]
+    fn a_tick_may_take_three_quarters_of_the_cadence() {
+        let ms = Duration::from_millis;
+        assert_eq!(tick_deadline(None), LIST_TIMEOUT);
+        assert_eq!(tick_deadline(Some(ms(1000))), ms(750));
+        assert_eq!(tick_deadline(Some(ms(1003))), ms(750));
+        assert_eq!(tick_deadline(Some(ms(5000))), ms(3750));
+        assert_eq!(tick_deadline(Some(ms(3))), MIN_TICK_DEADLINE);
+        assert_eq!(tick_deadline(Some(Duration::from_secs(60))), LIST_TIMEOUT);
     }
 
     #[test]

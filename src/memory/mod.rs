@@ -1,8 +1,8 @@
 //! Memory sources and the sampler. A `MemorySource` answers one question per tick — what is the
 //! working set of each container right now — from the kernel's cgroup files, /proc, the
 //! metrics API or Prometheus. The sampler (`sampler.rs`) polls a source on a fixed interval,
-//! deduplicates observations by their own timestamps, keeps coverage counts and turns rising
-//! OOM-kill counters into restart events.
+//! deduplicates observations by their own timestamps, keeps coverage counts, turns rising
+//! OOM-kill counters into restart events and checks the samples' clock (`clock.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +10,7 @@ use std::pin::Pin;
 use crate::model::Timestamp;
 
 pub mod cgroup;
+pub mod clock;
 pub mod metrics_api;
 pub mod procfs;
 pub mod prometheus;

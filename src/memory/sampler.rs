@@ -2,12 +2,25 @@
 //! `ContainerSeries` per pod and container. The same sample seen twice (same container, same
 //! timestamp) counts once; a tick counts as covered when it brought at least one fresh sample;
 //! a rising OOM-kill counter becomes an `oom-killed` restart event; the kernel's peak counter is
-//! tracked with the time it was first seen at its highest value.
+//! tracked with the time it was first seen at its highest value. Every tick counts, failed or
+//! not. Fresh samples read live (ticks at least [`PACED`] apart, not a batch replayed from
+//! history) are kept with their arrival time, and when the series is handed over their
+//! timestamps are checked against the gate's clock (`clock.rs`): a consistent skew is re-based
+//! onto the gate's clock and recorded on the series for the judge to report.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
+use chrono::Utc;
+
+use super::clock::{self, Reading};
 use super::Observation;
-use crate::model::{ContainerSeries, RestartEvent, RestartReason, Timestamp};
+use crate::model::{ClockSkew, ContainerSeries, RestartEvent, RestartReason, Timestamp};
+
+/// Ticks at least this far apart are live readings; closer ones are a replayed batch (`oomgate
+/// judge` feeds a finished run's Prometheus history in one go), whose ages say nothing about
+/// clocks.
+pub const PACED: Duration = Duration::from_millis(50);
 
 /// Accumulates ticks into per-container series.
 #[derive(Debug, Default)]
@@ -15,6 +28,10 @@ pub struct Sampler {
     series: BTreeMap<(String, String), ContainerSeries>,
     last_at: HashMap<(String, String), Timestamp>,
     oom_counter: HashMap<(String, String), u64>,
+    /// Fresh live samples' times and arrival times, per series, for the clock check.
+    readings: HashMap<(String, String), Vec<Reading>>,
+    /// When the previous tick was recorded.
+    last_tick: Option<Instant>,
     pub ticks: u64,
     pub ticks_with_data: u64,
     pub failed_ticks: u64,
@@ -45,13 +62,30 @@ impl Sampler {
 
     /// Record a tick that failed to bring data.
     pub fn record_error(&mut self, err: &str) {
+        self.last_tick = Some(Instant::now());
         self.ticks += 1;
         self.failed_ticks += 1;
         self.last_error = Some(err.to_string());
     }
 
-    /// Record one tick's observations; returns OOM kills detected in this tick.
+    /// Record one tick's observations, received now; returns OOM kills detected in this tick.
     pub fn record(&mut self, obs: Vec<Observation>) -> Vec<RestartEvent> {
+        let now = Instant::now();
+        let live = self
+            .last_tick
+            .is_some_and(|t| now.duration_since(t) >= PACED);
+        self.last_tick = Some(now);
+        self.record_received(obs, Utc::now(), live)
+    }
+
+    /// [`Self::record`] with the arrival time given and whether the tick was a live reading
+    /// (only those feed the clock check).
+    pub fn record_received(
+        &mut self,
+        obs: Vec<Observation>,
+        received: Timestamp,
+        live: bool,
+    ) -> Vec<RestartEvent> {
         self.ticks += 1;
         let mut fresh = false;
         let mut events = Vec::new();
@@ -75,6 +109,12 @@ impl Sampler {
             }
             self.last_at.insert(key.clone(), o.at);
             fresh = true;
+            if live {
+                self.readings
+                    .entry(key.clone())
+                    .or_default()
+                    .push(Reading { at: o.at, received });
+            }
             let s = self
                 .series
                 .entry(key)
@@ -112,7 +152,24 @@ impl Sampler {
         out
     }
 
-    pub fn into_series(self) -> Vec<ContainerSeries> {
+    /// The series, each checked against the gate's clock: a consistent skew is re-based (every
+    /// sample time moved by the offset) and recorded in `clock_skew`, as is an erratic one.
+    pub fn into_series(mut self) -> Vec<ContainerSeries> {
+        for (key, s) in &mut self.series {
+            let Some(skew) = self.readings.get(key).and_then(|r| clock::judge(r)) else {
+                continue;
+            };
+            if let ClockSkew::Rebased { offset_ms } = skew {
+                let by = chrono::Duration::milliseconds(offset_ms);
+                for sample in &mut s.samples {
+                    sample.at -= by;
+                }
+                if let Some((_, at)) = &mut s.kernel_peak_usage {
+                    *at -= by;
+                }
+            }
+            s.clock_skew = Some(skew);
+        }
         self.series.into_values().collect()
     }
 }
@@ -146,6 +203,45 @@ mod tests {
         let series = s.into_series();
         assert_eq!(series[0].samples.len(), 2);
         assert_eq!(series[0].min_inactive_file, Some(10));
+    }
+
+    #[test]
+    fn live_samples_from_a_clock_ahead_are_rebased_onto_the_gate_clock() {
+        let mut s = Sampler::new();
+        let gate = |sec: u32| Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, sec).unwrap();
+        for sec in 1..=10 {
+            // Stamped 5 min ahead, received at the same second on the gate's clock.
+            let mut o = obs(sec, u64::from(sec) * 100, None, None);
+            o.at += chrono::Duration::minutes(5);
+            s.record_received(vec![o], gate(sec), true);
+        }
+        let series = s.into_series();
+        assert_eq!(
+            series[0].clock_skew,
+            Some(ClockSkew::Rebased { offset_ms: 300_000 })
+        );
+        let times: Vec<_> = series[0].samples.iter().map(|x| x.at).collect();
+        assert_eq!(times.first(), Some(&gate(1)));
+        assert_eq!(times.last(), Some(&gate(10)));
+    }
+
+    #[test]
+    fn a_replayed_batch_is_not_taken_for_skew() {
+        // `oomgate judge`: an hour-old history fed in one go.
+        let mut s = Sampler::new();
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 1, 0, 0).unwrap();
+        for sec in 1..=10 {
+            s.record_received(vec![obs(sec, 100, None, None)], now, false);
+        }
+        let series = s.into_series();
+        assert_eq!(series[0].clock_skew, None);
+        assert_eq!(series[0].samples[0].at.timestamp() % 60, 1);
+        // And through `record`: ticks microseconds apart are not live.
+        let mut s = Sampler::new();
+        for sec in 1..=10 {
+            s.record(vec![obs(sec, 100, None, None)]);
+        }
+        assert_eq!(s.into_series()[0].clock_skew, None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The test-facing accessors and switches of a `SimCluster` that do not change workloads:
 //! pod names, restart counts, URLs of Services and pods, live cgroup readings, container logs,
 //! the API requests seen, the bearer token; and the switches for VPA objects, the metrics API
-//! mode and simulated RBAC denials.
+//! mode, injected metrics faults and simulated RBAC denials.
 
 use std::path::PathBuf;
 
@@ -176,6 +176,12 @@ impl SimCluster {
     /// Switch the metrics.k8s.io behaviour.
     pub fn set_metrics_mode(&self, mode: MetricsMode) {
         self.shared.lock().metrics_mode = mode;
+    }
+
+    /// Inject faults into PodMetrics requests from now on (a share of 503s or hangs, a shifted
+    /// `timestamp`); the request count starts again at 0. `MetricsFaults::default()` = none.
+    pub fn set_metrics_faults(&self, faults: super::metrics::MetricsFaults) {
+        self.shared.lock().metrics_faults = super::metrics::FaultState { faults, seen: 0 };
     }
 
     /// Answer `verb` (get, list, watch) on `resource` (e.g. "pods", "deployments",

@@ -4,8 +4,10 @@
 //! same sample and timestamp are served again and a new pod appears only after its first
 //! scrape. Memory quantities are spelled in three ways across pods (`NKi`, plain bytes, the
 //! largest exact binary suffix) to exercise parsers. `MetricsMode` turns the whole group into
-//! 503 ServiceUnavailable (aggregated API down) or 404 (not installed). k8s-openapi has no
-//! PodMetrics type, so the serde types are defined here (and are public for tests).
+//! 503 ServiceUnavailable (aggregated API down) or 404 (not installed); [`MetricsFaults`] makes a
+//! deterministic share of PodMetrics requests fail (503) or hang, and can shift every PodMetrics
+//! `timestamp` as a skewed node clock would. k8s-openapi has no PodMetrics type, so the serde
+//! types are defined here (and are public for tests).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -64,6 +66,72 @@ pub(super) struct Sample {
 }
 
 const API_VERSION: &str = "metrics.k8s.io/v1beta1";
+
+/// How a faulty PodMetrics request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 503 ServiceUnavailable, as an aggregated API whose backend is not ready.
+    Unavailable503,
+    /// Headers at once, then the body stalls this long (past any sane client deadline).
+    Hang(Duration),
+}
+
+/// Faults injected into PodMetrics requests (`SimCluster::set_metrics_faults`), deterministic:
+/// counting PodMetrics requests from 0 since the switch, the last `failing` of every `period`
+/// fail (`period: 2, failing: 1` fails requests 1, 3, 5, …; `period: 20, failing: 1` fails 5 %:
+/// requests 19, 39, …), so the first request always succeeds; `clock_offset` is added to every PodMetrics `timestamp` (positive =
+/// the node's clock runs ahead of the gate's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsFaults {
+    pub period: u64,
+    pub failing: u64,
+    pub fault: Fault,
+    pub clock_offset: chrono::TimeDelta,
+}
+
+impl Default for MetricsFaults {
+    fn default() -> MetricsFaults {
+        MetricsFaults {
+            period: 0,
+            failing: 0,
+            fault: Fault::Unavailable503,
+            clock_offset: chrono::TimeDelta::zero(),
+        }
+    }
+}
+
+/// The faults in force and the PodMetrics requests counted since they were set.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FaultState {
+    pub faults: MetricsFaults,
+    pub seen: u64,
+}
+
+impl FaultState {
+    /// Count one PodMetrics request; the fault it gets, if any.
+    fn next(&mut self) -> Option<Fault> {
+        let n = self.seen;
+        self.seen += 1;
+        let f = self.faults;
+        (f.period > 0 && n % f.period >= f.period.saturating_sub(f.failing)).then_some(f.fault)
+    }
+}
+
+/// A 200 whose body arrives only after `after` (the client sees headers, then nothing).
+fn stalled(resp: Response<Body>, after: Duration) -> Response<Body> {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = resp.into_parts();
+    let stream = futures::stream::once(async move {
+        tokio::time::sleep(after).await;
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes))
+    });
+    Response::from_parts(parts, http_body_util::StreamBody::new(stream).boxed())
+}
 
 /// How a quantity of memory is spelled for a pod (varies by pod name).
 fn memory_quantity(bytes: u64, style: u8) -> Quantity {
@@ -181,7 +249,13 @@ pub(super) async fn scrape_loop(shared: Arc<Shared>) {
     }
 }
 
-fn pod_metrics(ns: &str, name: &str, s: &Sample, window: &str) -> PodMetrics {
+fn pod_metrics(
+    ns: &str,
+    name: &str,
+    s: &Sample,
+    window: &str,
+    offset: chrono::TimeDelta,
+) -> PodMetrics {
     PodMetrics {
         kind: "PodMetrics".to_string(),
         api_version: API_VERSION.to_string(),
@@ -192,7 +266,7 @@ fn pod_metrics(ns: &str, name: &str, s: &Sample, window: &str) -> PodMetrics {
             labels: Some(s.labels.clone()),
             ..ObjectMeta::default()
         },
-        timestamp: time(s.timestamp),
+        timestamp: time(s.timestamp + offset),
         window: window.to_string(),
         containers: s
             .containers
@@ -222,7 +296,17 @@ fn list(kind: &str, items: Vec<PodMetrics>) -> Response<Body> {
 
 /// Everything under `/apis/metrics.k8s.io/v1beta1/`; `rest` are the path segments after it.
 pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body> {
-    let st = shared.lock();
+    let mut st = shared.lock();
+    let pod_metrics_request = matches!(
+        rest,
+        ["pods"] | ["namespaces", _, "pods"] | ["namespaces", _, "pods", _]
+    );
+    let fault = match st.metrics_mode {
+        MetricsMode::Normal if pod_metrics_request => st.metrics_faults.next(),
+        _ => None,
+    };
+    let offset = st.metrics_faults.faults.clock_offset;
+    let st = &*st;
     match st.metrics_mode {
         MetricsMode::NotFound404 => return http::path_not_found(),
         MetricsMode::Unavailable503 => {
@@ -238,6 +322,26 @@ pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body
         }
         MetricsMode::Normal => {}
     }
+    let answer = answer(st, shared, rest, q, offset);
+    match fault {
+        None => answer,
+        Some(Fault::Hang(d)) => stalled(answer, d),
+        Some(Fault::Unavailable503) => http::status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request (get pods.metrics.k8s.io)",
+        ),
+    }
+}
+
+/// The normal answer to a metrics.k8s.io request.
+fn answer(
+    st: &super::state::State,
+    shared: &Shared,
+    rest: &[&str],
+    q: &Query,
+    offset: chrono::TimeDelta,
+) -> Response<Body> {
     let ns = shared.cfg.namespace.as_str();
     let window = go_duration(shared.cfg.metrics_resolution);
     let filtered = |only_ns: Option<&str>| -> Result<Vec<PodMetrics>, String> {
@@ -259,7 +363,7 @@ pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body
                         _ => ns.to_string(),
                     })
             })
-            .map(|(name, s)| pod_metrics(ns, name, s, &window))
+            .map(|(name, s)| pod_metrics(ns, name, s, &window, offset))
             .collect())
     };
     let respond = |r: Result<Vec<PodMetrics>, String>| match r {
@@ -271,7 +375,9 @@ pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body
         ["pods"] => respond(filtered(None)),
         ["namespaces", n, "pods"] => respond(filtered(Some(n))),
         ["namespaces", n, "pods", name] => match st.metrics.get(*name) {
-            Some(s) if *n == ns => http::json(StatusCode::OK, &pod_metrics(ns, name, s, &window)),
+            Some(s) if *n == ns => {
+                http::json(StatusCode::OK, &pod_metrics(ns, name, s, &window, offset))
+            }
             _ => http::object_not_found("podmetrics", "metrics.k8s.io", name),
         },
         ["nodes"] => list("NodeMetricsList", Vec::new()),

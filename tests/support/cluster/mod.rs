@@ -27,7 +27,8 @@
 //!   `wait_ready`; `Drop` kills every process and removes every cgroup.
 //! - inspection: `pod_names`, `restarts`, `working_set`, `cgroup_path`, `pod_log`, `requests`
 //!   (API requests seen), `namespace`.
-//! - switches: `set_vpa`/`delete_vpa`, `set_metrics_mode`, `forbid`/`allow` (403 for a verb on
+//! - switches: `set_vpa`/`delete_vpa`, `set_metrics_mode`, `set_metrics_faults` (a share of
+//!   PodMetrics requests fail or hang; shifted timestamps), `forbid`/`allow` (403 for a verb on
 //!   a resource, like RBAC).
 //! - RBAC (`rbac`): `issue_token_for_role(manifest)` binds a new token to the Role of an RBAC
 //!   manifest (real kube-apiserver authorization: request attributes, rules, namespace, 403

@@ -198,6 +198,8 @@ pub(super) struct State {
     pub workloads: BTreeMap<String, Workload>,
     pub pods: BTreeMap<String, PodRt>,
     pub metrics_mode: MetricsMode,
+    /// Injected PodMetrics faults and clock offset (`set_metrics_faults`).
+    pub metrics_faults: super::metrics::FaultState,
     pub metrics: BTreeMap<String, Sample>,
     /// (verb, resource) pairs answered with 403 Forbidden.
     pub forbidden: BTreeSet<(String, String)>,
@@ -216,6 +218,7 @@ impl State {
             workloads: BTreeMap::new(),
             pods: BTreeMap::new(),
             metrics_mode: MetricsMode::Normal,
+            metrics_faults: Default::default(),
             metrics: BTreeMap::new(),
             forbidden: BTreeSet::new(),
             requests: VecDeque::new(),
