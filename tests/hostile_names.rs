@@ -5,7 +5,8 @@
 //! the pod, which grows past its headroom so a finding names it, and every format comes out
 //! escaped: report.html (parsed: no element from the names, the names as text), summary.md (no
 //! raw HTML, table rows intact), junit.xml (well-formed, the names in attribute values), metrics.txt
-//! (OpenMetrics label escapes, parsed by prometheus_client) and the terminal (no ESC byte).
+//! (OpenMetrics label escapes, parsed by prometheus_client) and the terminal (no ESC byte, also
+//! with -v); memory.svg is checked beside the HTML.
 
 mod support;
 
@@ -126,7 +127,8 @@ fn run() -> Option<Hostile> {
             .args(["run", scenario.to_str().unwrap(), "--out"])
             .arg(&out)
             .arg("--kubeconfig")
-            .arg(cluster.kubeconfig_path()),
+            .arg(cluster.kubeconfig_path())
+            .arg("-v"),
         Duration::from_secs(120),
     );
     assert_eq!(
@@ -220,6 +222,15 @@ print(''.join(p.text))
     for core in [POD_CORE, CONTAINER_CORE, TAG_CORE] {
         assert!(out.contains(core), "{core} shown as text in report.html");
     }
+    // The chart beside it (memory.svg, also embedded in the page) is well-formed XML whose
+    // text holds the names as data.
+    let svg = h.file("memory.svg");
+    assert!(!svg.contains("<script"), "raw <script> in memory.svg");
+    assert!(!svg.contains('\u{1b}'), "raw ESC in memory.svg");
+    python(
+        "import sys, xml.etree.ElementTree as ET; ET.parse(sys.argv[1])",
+        &h.out.join("memory.svg"),
+    );
 }
 
 #[test]
