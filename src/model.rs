@@ -108,6 +108,9 @@ pub struct ContainerSeries {
     /// The least `usage − working_set` (inactive file cache) seen in any sample, used to turn the
     /// kernel's usage peak into a conservative working-set peak.
     pub min_inactive_file: Option<u64>,
+    /// Set when the pod went away during the run (deleted, evicted); the samples up to then
+    /// are kept.
+    pub gone: Option<PodGone>,
     /// Set when the source's timestamps disagreed with the gate's clock (a skewed node or
     /// metrics-server clock); `None` when they agreed or the source uses the gate's clock.
     pub clock_skew: Option<ClockSkew>,
@@ -124,6 +127,28 @@ pub enum ClockSkew {
     Erratic { min_ms: i64, max_ms: i64 },
 }
 
+/// A pod that went away while the load ran, as the workload watcher saw it. Every series of
+/// that pod carries the same `PodGone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodGone {
+    /// When the gate learnt the pod was gone.
+    pub at: Timestamp,
+    /// The pod's status reason at its end (`Evicted`), when the cluster said one.
+    pub reason: Option<String>,
+    /// The pod its controller created in its place, when one appeared during the run.
+    pub replaced_by: Option<String>,
+}
+
+impl PodGone {
+    /// Whether the kubelet evicted the pod (status reason `Evicted`: node pressure). An
+    /// eviction through the Eviction API (a drain) is a deletion with a reason.
+    pub fn evicted(&self) -> bool {
+        self.reason
+            .as_deref()
+            .is_some_and(|r| r.trim().eq_ignore_ascii_case("Evicted"))
+    }
+}
+
 impl ContainerSeries {
     pub fn new(pod: impl Into<String>, container: impl Into<String>) -> Self {
         ContainerSeries {
@@ -134,6 +159,7 @@ impl ContainerSeries {
             samples: Vec::new(),
             kernel_peak_usage: None,
             min_inactive_file: None,
+            gone: None,
             clock_skew: None,
         }
     }
@@ -338,6 +364,8 @@ pub enum Rule {
     Regression,
     /// The load tool's own thresholds (k6 exit code 99).
     ToolThresholds,
+    /// A pod of the workload was deleted or evicted while the load ran.
+    PodDeleted,
 }
 
 impl Rule {
@@ -358,6 +386,7 @@ impl Rule {
             Rule::RuntimeSetting => "runtime-setting",
             Rule::Regression => "regression",
             Rule::ToolThresholds => "tool-thresholds",
+            Rule::PodDeleted => "pod-deleted",
         }
     }
 }

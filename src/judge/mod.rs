@@ -1,8 +1,9 @@
 //! The judge: turns a measured `Run` into a `Verdict` by applying the gate `Policy`. It is pure —
 //! no I/O, no clock — so every rule is tested with plain data. Each rule family lives in its own
 //! file: `memory` (headroom, no-limit, oom-killed, restarted), `coverage` (is there enough memory
-//! data to trust anything), `load` (latency, error-rate) and `vpa` (vpa-peak, vpa-request,
-//! vpa-low-confidence). Findings are produced for passes too,
+//! data to trust anything), `load` (latency, error-rate), `vpa` (vpa-peak, vpa-request,
+//! vpa-low-confidence) and `pods` (pod-deleted: a pod went away while the load ran). Findings
+//! are produced for passes too,
 //! one per rule per container name plus the run-wide ones, so reports can show a result per rule.
 //! The reporters reuse `group_containers` and `allowed_peak` so they show the numbers judged here.
 
@@ -15,6 +16,7 @@ mod load;
 mod memory;
 #[cfg(test)]
 mod memory_tests;
+mod pods;
 mod regression;
 mod runtime;
 mod vpa;
@@ -35,6 +37,7 @@ pub fn evaluate(policy: &Policy, run: &Run) -> Verdict {
     findings.extend(capacity::check(policy, run));
     findings.extend(runtime::check(run));
     findings.extend(regression::check(policy, run));
+    findings.extend(pods::check(run));
     Verdict {
         outcome: outcome_of(&findings),
         findings,

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,37 @@ use super::{stop_notify, stop_reason, LiveCounters, LoadDriver, LoadError, LoadO
 use crate::memory::BoxFuture;
 use crate::model::Stage;
 use crate::units::format_duration;
+
+/// The pid of the k6 child while it runs (0 when none), for [`kill_running_child`].
+static CHILD_PID: AtomicI32 = AtomicI32::new(0);
+
+/// SIGKILL the running k6 child, if there is one (a second Ctrl-C must not wait for k6's
+/// graceful end).
+pub fn kill_running_child() {
+    let pid = CHILD_PID.swap(0, Ordering::SeqCst);
+    if pid > 0 {
+        log::warn!("killing k6 (pid {pid}) now");
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our child's, recorded
+        // while it runs and cleared as soon as it has been waited for.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Clears the recorded pid when the child has been waited for (or the run failed).
+struct ChildPid;
+
+impl ChildPid {
+    fn set(pid: Option<u32>) -> ChildPid {
+        CHILD_PID.store(pid.map_or(0, |p| p as i32), Ordering::SeqCst);
+        ChildPid
+    }
+}
+
+impl Drop for ChildPid {
+    fn drop(&mut self) {
+        CHILD_PID.store(0, Ordering::SeqCst);
+    }
+}
 
 /// Runs a k6 script as the load.
 pub struct K6Driver {
@@ -88,6 +120,7 @@ impl K6Driver {
         let mut child = cmd
             .spawn()
             .map_err(|e| LoadError::K6(format!("cannot start k6: {e}")))?;
+        let recorded = ChildPid::set(child.id());
         let mut pumps = Vec::new();
         if let Some(out) = child.stdout.take() {
             pumps.push(tokio::spawn(pump(BufReader::new(out))));
@@ -116,6 +149,7 @@ impl K6Driver {
                 }
             }
         };
+        drop(recorded);
         for p in pumps {
             let _ = p.await;
         }

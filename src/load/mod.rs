@@ -76,6 +76,13 @@ pub fn stop_running_load(reason: &str) {
     stop_notify().notify_one();
 }
 
+/// Stop the load tool at once, without its graceful end (a second Ctrl-C): a running k6 child
+/// gets SIGKILL. Safe to call from a signal-handling thread and more than once.
+pub fn force_stop() {
+    stop_running_load("stopped at once by a second signal");
+    k6::kill_running_child();
+}
+
 /// Woken when `stop_running_load` is called (drivers that run a child process wait on it).
 pub fn stop_notify() -> &'static tokio::sync::Notify {
     static N: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();

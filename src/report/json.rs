@@ -59,6 +59,22 @@ struct Document<'a> {
     policy: PolicyDoc,
     vpa: Option<Vpa<'a>>,
     notes: &'a [String],
+    /// Pods that went away during the run; left out when none did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pods_gone: Vec<PodGone<'a>>,
+}
+
+#[derive(Serialize)]
+struct PodGone<'a> {
+    pod: &'a str,
+    at: String,
+    reason: Option<&'a str>,
+    replaced_by: Option<&'a str>,
+    samples: usize,
+    last_sample_at: Option<String>,
+    last_sample_bytes: Option<u64>,
+    peak_bytes: Option<u64>,
+    replacement_samples: usize,
 }
 
 #[derive(Serialize)]
@@ -358,6 +374,21 @@ impl<'a> Document<'a> {
             },
             vpa: view.vpa.as_ref().map(Vpa::from_view),
             notes: &view.notes,
+            pods_gone: view
+                .pods_gone
+                .iter()
+                .map(|g| PodGone {
+                    pod: &g.pod,
+                    at: time(g.at),
+                    reason: g.reason.as_deref(),
+                    replaced_by: g.replaced_by.as_deref(),
+                    samples: g.samples,
+                    last_sample_at: g.last_sample.map(|(at, _)| time(at)),
+                    last_sample_bytes: g.last_sample.map(|(_, b)| b),
+                    peak_bytes: g.peak_bytes,
+                    replacement_samples: g.replacement_samples,
+                })
+                .collect(),
         }
     }
 }

@@ -146,6 +146,34 @@ fn examples() -> Vec<(Rule, Severity, Policy, Run)> {
         p95_ms: Some(118.0),
     });
     out.push((Rule::Regression, Severity::Fail, default(), run));
+
+    let mut run = healthy_run();
+    let gone = crate::model::PodGone {
+        at: t(12, 3, 0),
+        reason: None,
+        replaced_by: Some("web-7d9f-q8m3z".into()),
+    };
+    for s in run
+        .containers
+        .iter_mut()
+        .filter(|s| s.pod == "web-7d9f-a1b2c")
+    {
+        s.samples.retain(|x| x.at < t(12, 3, 0));
+        s.gone = Some(gone.clone());
+    }
+    let mut replacement = crate::model::ContainerSeries::new("web-7d9f-q8m3z", "app");
+    replacement.limit = Some(GIB);
+    replacement.samples = run.containers[0]
+        .samples
+        .iter()
+        .map(|x| crate::model::Sample {
+            at: x.at + chrono::Duration::seconds(185),
+            working_set: x.working_set,
+        })
+        .filter(|x| x.at <= t(12, 6, 0))
+        .collect();
+    run.containers.push(replacement);
+    out.push((Rule::PodDeleted, Severity::Warn, default(), run));
     out
 }
 
@@ -163,7 +191,7 @@ fn every_rule_has_a_real_example_finding() {
     let mut rules: Vec<Rule> = all.iter().map(|e| e.0).collect();
     rules.sort();
     rules.dedup();
-    assert_eq!(rules.len(), 15, "one example per rule");
+    assert_eq!(rules.len(), 16, "one example per rule");
     for (rule, severity, policy, run) in all {
         let verdict = evaluate(&policy, &run);
         let f = worst(&verdict.findings, rule)

@@ -53,6 +53,26 @@ pub struct ReportView {
     pub capacity: Vec<CapacityRow>,
     /// The comparison with the `--baseline` report, when there is one.
     pub baseline: Option<BaselineView>,
+    /// Pods that went away during the run (deleted, evicted), in time order.
+    pub pods_gone: Vec<PodGoneRow>,
+}
+
+/// A pod that went away during the run: what it had reached and what replaced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodGoneRow {
+    pub pod: String,
+    pub at: Timestamp,
+    /// The status reason it ended with (`Evicted`), when known.
+    pub reason: Option<String>,
+    pub replaced_by: Option<String>,
+    /// Samples of all its containers, kept in the report.
+    pub samples: usize,
+    /// Its latest sample (any container): when, and the working set.
+    pub last_sample: Option<(Timestamp, u64)>,
+    /// Its highest working set (any container).
+    pub peak_bytes: Option<u64>,
+    /// Samples of the replacement pod, when there is one.
+    pub replacement_samples: usize,
 }
 
 /// A container that was OOM-killed or restarted during the run.
@@ -344,6 +364,7 @@ impl ReportView {
             trends: breakdown::trends(run, policy),
             capacity: breakdown::capacity_rows(run, policy),
             baseline: breakdown::baseline(run, policy),
+            pods_gone: pods_gone(run),
         }
     }
 
@@ -491,4 +512,39 @@ fn severity_rank(s: Severity) -> u8 {
         Severity::Warn => 2,
         Severity::Pass => 3,
     }
+}
+
+/// One row per pod that went away, in time order.
+fn pods_gone(run: &Run) -> Vec<PodGoneRow> {
+    let mut rows: Vec<PodGoneRow> = Vec::new();
+    for s in &run.containers {
+        let Some(gone) = &s.gone else { continue };
+        if rows.iter().any(|r| r.pod == s.pod) {
+            continue;
+        }
+        let series: Vec<_> = run.containers.iter().filter(|c| c.pod == s.pod).collect();
+        let replacement_samples = gone.replaced_by.as_deref().map_or(0, |r| {
+            run.containers
+                .iter()
+                .filter(|c| c.pod == r)
+                .map(|c| c.samples.len())
+                .sum()
+        });
+        rows.push(PodGoneRow {
+            pod: s.pod.clone(),
+            at: gone.at,
+            reason: gone.reason.clone(),
+            replaced_by: gone.replaced_by.clone(),
+            samples: series.iter().map(|c| c.samples.len()).sum(),
+            last_sample: series
+                .iter()
+                .filter_map(|c| c.samples.last())
+                .max_by_key(|x| x.at)
+                .map(|x| (x.at, x.working_set)),
+            peak_bytes: series.iter().filter_map(|c| c.peak().map(|p| p.0)).max(),
+            replacement_samples,
+        });
+    }
+    rows.sort_by_key(|r| r.at);
+    rows
 }

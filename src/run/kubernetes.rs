@@ -2,7 +2,8 @@
 //! kubeconfig or the in-cluster service account, resolve the workload to its pods and their
 //! limits, read the VPA, pick the memory source (metrics API or Prometheus), and follow the pods
 //! with a watcher for the whole run (new pods are measured, gone pods keep their samples,
-//! restarts and OOM kills become events).
+//! restarts and OOM kills become events), and follow how pods end (deleted, or evicted with
+//! reason `Evicted`) for the `pod-deleted` rule.
 
 use std::io::Write;
 use std::sync::{Arc, RwLock};
@@ -23,6 +24,7 @@ use crate::units::{format_bytes, format_duration};
 use crate::workload::kubernetes::{self as k8s, PodInfo, ResolvedWorkload};
 use crate::workload::restarts::{watch_restarts, WatchUpdate};
 use crate::workload::vpa::read_vpa;
+use k8s_openapi::api::core::v1::Pod;
 
 /// The containers of a pod that are measured, as (name, limit, request).
 fn measured(pod: &PodInfo, filter: &[String]) -> Vec<(String, Option<u64>, Option<u64>)> {
@@ -148,6 +150,7 @@ pub(super) async fn execute(
         &resolved.pods,
     );
     let (tx, rx) = mpsc::channel(64);
+    let tx_endings = tx.clone();
     let filter = k.containers.clone();
     let pods_for_task = Arc::clone(&pods);
     let forward = tokio::spawn(async move {
@@ -164,7 +167,10 @@ pub(super) async fn execute(
                         pod: p.name,
                     }
                 }
-                WatchUpdate::PodGone(name) => WorkloadEvent::PodGone(name),
+                WatchUpdate::PodGone(name) => WorkloadEvent::PodGone {
+                    pod: name,
+                    reason: None,
+                },
                 WatchUpdate::Restart(e) if filter.is_empty() || filter.contains(&e.container) => {
                     WorkloadEvent::Restart(e)
                 }
@@ -183,6 +189,13 @@ pub(super) async fn execute(
             }
         }
     });
+    let endings = watch_endings(
+        client.clone(),
+        k.namespace.clone(),
+        resolved.selector.clone(),
+        Arc::clone(&pods),
+        tx_endings,
+    );
     let prepared = Prepared {
         source,
         sampler,
@@ -199,7 +212,80 @@ pub(super) async fn execute(
     let result = measure(sc, driver, prepared).await;
     watch_task.abort();
     forward.abort();
+    endings.abort();
     result
+}
+
+/// Follows how the measured pods end, which the restart watcher does not say: a pod the kubelet
+/// evicted stays listed (phase `Failed`, reason `Evicted`) while its controller replaces it,
+/// and a deleted pod's last status may carry the reason it was removed for. Each measured pod
+/// is reported once, as `PodGone` with its reason; errors are left to the restart watcher,
+/// which watches the same pods.
+fn watch_endings(
+    client: kube::Client,
+    namespace: String,
+    selector: String,
+    measured: Arc<RwLock<Vec<String>>>,
+    tx: mpsc::Sender<WorkloadEvent>,
+) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    use kube::runtime::watcher::{self, Event};
+    use kube::runtime::WatchStreamExt;
+    tokio::spawn(async move {
+        let api = kube::Api::<Pod>::namespaced(client, &namespace);
+        let config = watcher::Config::default().labels(&selector);
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        let mut reported: Vec<String> = Vec::new();
+        while let Some(item) = stream.next().await {
+            let (pod, deleted) = match item {
+                Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => (p, false),
+                Ok(Event::Delete(p)) => (p, true),
+                _ => continue,
+            };
+            let Some((name, reason)) = ending(&pod, deleted) else {
+                continue;
+            };
+            let is_measured = measured.read().map(|m| m.contains(&name)).unwrap_or(false);
+            if !is_measured || reported.contains(&name) {
+                continue;
+            }
+            reported.push(name.clone());
+            let ev = WorkloadEvent::PodGone { pod: name, reason };
+            if tx.send(ev).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// A pod that has ended, with its reason: deleted (any reason, or none), or still listed but
+/// failed with a reason (`Evicted`).
+fn ending(pod: &Pod, deleted: bool) -> Option<(String, Option<String>)> {
+    let name = pod.metadata.name.clone()?;
+    let reason = end_reason(pod);
+    let failed = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+    if deleted || (failed && reason.is_some()) {
+        Some((name, reason))
+    } else {
+        None
+    }
+}
+
+/// Why a pod ended: its `status.reason` (`Evicted` from the kubelet), else the reason of a true
+/// `DisruptionTarget` condition (`EvictionByEvictionAPI`, `TerminationByKubelet`, …).
+fn end_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    if let Some(r) = status.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+        return Some(r.trim().to_string());
+    }
+    status
+        .conditions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+        .and_then(|c| c.reason.clone())
+        .filter(|r| !r.trim().is_empty())
 }
 
 /// `oomgate check` for a Kubernetes scenario: every missing piece is an error (exit 2).
@@ -312,4 +398,49 @@ pub async fn check(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "web-1" },
+            "spec": { "containers": [ { "name": "app" } ] },
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_evicted_pod_that_stays_listed_has_ended() {
+        let p = pod(serde_json::json!({ "phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: memory." }));
+        assert_eq!(
+            ending(&p, false),
+            Some(("web-1".to_string(), Some("Evicted".to_string())))
+        );
+    }
+
+    #[test]
+    fn a_running_pod_has_not_ended_and_a_deleted_one_has() {
+        let p = pod(serde_json::json!({ "phase": "Running" }));
+        assert_eq!(ending(&p, false), None);
+        assert_eq!(ending(&p, true), Some(("web-1".to_string(), None)));
+    }
+
+    #[test]
+    fn an_eviction_through_the_api_is_named_by_its_disruption_condition() {
+        let p = pod(serde_json::json!({ "phase": "Running", "conditions": [
+            { "type": "Ready", "status": "True" },
+            { "type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI" } ] }));
+        assert_eq!(
+            ending(&p, true),
+            Some((
+                "web-1".to_string(),
+                Some("EvictionByEvictionAPI".to_string())
+            ))
+        );
+    }
 }

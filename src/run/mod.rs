@@ -34,6 +34,9 @@ use progress::Progress;
 /// SIGTERM), 0 while not interrupted.
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
+/// Set by a second signal: the load is abandoned at once instead of after `STOP_GRACE`.
+static FORCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn interrupt_notify() -> &'static Notify {
     static N: std::sync::OnceLock<Notify> = std::sync::OnceLock::new();
     N.get_or_init(Notify::new)
@@ -47,15 +50,48 @@ pub fn interrupted() -> Option<u8> {
     }
 }
 
+/// How long shutting down may take after a second signal before the process exits anyway.
+const SECOND_SIGNAL_GRACE: Duration = Duration::from_secs(3);
+
 fn interrupt(code: i32, what: &str) {
-    if INTERRUPTED
-        .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok()
-    {
-        load::stop_running_load(&format!("interrupted by {what}"));
-        interrupt_notify().notify_waiters();
-        interrupt_notify().notify_one();
+    match INTERRUPTED.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {
+            log::warn!(
+                "{what}: stopping the load and writing partial reports (send it again to stop at once)"
+            );
+            load::stop_running_load(&format!("interrupted by {what}"));
+            interrupt_notify().notify_waiters();
+            interrupt_notify().notify_one();
+        }
+        Err(first) => second_interrupt(first, what),
     }
+}
+
+/// A second signal while shutting down: stop the load tool at once (k6 gets SIGKILL instead of
+/// its graceful end) and, should the rest still take longer than `SECOND_SIGNAL_GRACE`, exit
+/// with the first signal's code anyway. Runs at most once.
+fn second_interrupt(code: i32, what: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::warn!(
+            "second {what} while shutting down: stopping the load tool now; exiting within {} s",
+            SECOND_SIGNAL_GRACE.as_secs()
+        );
+        FORCED.store(true, Ordering::SeqCst);
+        load::force_stop();
+        interrupt_notify().notify_one();
+        let spawned = std::thread::Builder::new()
+            .name("oomgate-exit".into())
+            .spawn(move || {
+                std::thread::sleep(SECOND_SIGNAL_GRACE);
+                log::warn!("shutting down took too long after the second signal: exiting now; the reports may be missing");
+                load::force_stop();
+                std::process::exit(code);
+            });
+        if spawned.is_err() {
+            std::process::exit(code);
+        }
+    });
 }
 
 /// Install Ctrl-C and SIGTERM handling before Goose can install its own. Must be called inside
@@ -101,8 +137,9 @@ pub(crate) enum WorkloadEvent {
         pod: String,
         containers: Vec<(String, Option<u64>, Option<u64>)>,
     },
-    /// A pod went away; its samples stay.
-    PodGone(String),
+    /// A pod went away (with the status reason it ended with, e.g. `Evicted`, when known); its
+    /// samples stay.
+    PodGone { pod: String, reason: Option<String> },
     /// A container restarted or was OOM-killed.
     Restart(RestartEvent),
     /// The local service's process ended (status text, exit code).
@@ -185,24 +222,54 @@ pub(crate) async fn measure(
 ) -> Result<RunResult> {
     let live = Arc::new(LiveCounters::default());
     let started_at = Utc::now();
+    let driver_name = driver.name();
     let mut load_task = tokio::spawn(driver.run(Arc::clone(&live)));
+    let mut clock = TickClock::new(sc.memory.interval);
     let mut ticker = tokio::time::interval(sc.memory.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut restarts: Vec<RestartEvent> = Vec::new();
+    let mut pods = PodLog::default();
+    let mut failures = Failures::default();
     let mut ended_early: Option<String> = None;
     let quiet = log::max_level() < log::LevelFilter::Info;
     let mut progress = Progress::new(Duration::from_secs(10), p.allowed.clone(), quiet);
     let mut events_open = true;
+    // Once the load is asked to stop, it gets `STOP_GRACE` to end; a load tool still waiting
+    // on requests a hanging target never answers is then abandoned.
+    let mut stop_by: Option<tokio::time::Instant> = None;
+    let mut abandoned = false;
     let stop = |ended_early: &mut Option<String>, msg: String| {
         log::warn!("{msg}: stopping the load");
         ended_early.get_or_insert(format!("{msg}; the run stopped early"));
         load::stop_running_load(&msg);
     };
     let outcome = loop {
+        if FORCED.load(Ordering::SeqCst) {
+            stop_by = Some(tokio::time::Instant::now());
+        } else if stop_by.is_none() && load::stop_reason().is_some() {
+            stop_by = Some(tokio::time::Instant::now() + STOP_GRACE);
+        }
         tokio::select! {
             res = &mut load_task => break res,
+            _ = tokio::time::sleep_until(stop_by.unwrap_or_else(tokio::time::Instant::now)), if stop_by.is_some() => {
+                if FORCED.load(Ordering::SeqCst) {
+                    log::warn!("abandoning the {driver_name} load at once (second signal)");
+                } else {
+                    log::warn!(
+                        "the {driver_name} load did not end within {} s of being stopped (requests to the target still pending): abandoning it",
+                        STOP_GRACE.as_secs()
+                    );
+                }
+                load_task.abort();
+                abandoned = true;
+                break Ok(Err(load::LoadError::Other(format!(
+                    "the load did not end within {} s of being stopped",
+                    STOP_GRACE.as_secs()
+                ))));
+            }
             _ = ticker.tick() => {
-                let ooms = poll_once(p.source.as_mut(), &mut p.sampler).await;
+                clock.catch_up(&mut p.sampler, p.source.name());
+                let ooms = poll_once(p.source.as_mut(), &mut p.sampler, &mut failures).await;
                 if let Some(e) = ooms.first() {
                     stop(&mut ended_early, format!("{} was OOM-killed at {}", e.container, e.at.format("%H:%M:%S")));
                 }
@@ -213,11 +280,12 @@ pub(crate) async fn measure(
                 None => events_open = false,
                 Some(WorkloadEvent::PodSeen { pod, containers }) => {
                     log::info!("pod {pod} is part of the workload");
+                    pods.seen(&pod, Utc::now());
                     for (c, limit, request) in containers {
                         p.sampler.declare(&pod, &c, limit, request);
                     }
                 }
-                Some(WorkloadEvent::PodGone(pod)) => log::warn!("pod {pod} went away during the run; its samples are kept"),
+                Some(WorkloadEvent::PodGone { pod, reason }) => pods.gone(&pod, reason, Utc::now()),
                 Some(WorkloadEvent::Restart(e)) => {
                     let oom = e.reason == RestartReason::OomKilled;
                     log::warn!(
@@ -235,7 +303,7 @@ pub(crate) async fn measure(
                 Some(WorkloadEvent::ServiceExited { container, status, code }) => {
                     if ended_early.is_none() {
                         // The OOM counter may trail the exit by a moment: look once more.
-                        let late = poll_once(p.source.as_mut(), &mut p.sampler).await;
+                        let late = poll_once(p.source.as_mut(), &mut p.sampler, &mut failures).await;
                         if late.is_empty() && !restarts.iter().any(|r| r.reason == RestartReason::OomKilled) {
                             restarts.push(RestartEvent {
                                 pod: "local".into(),
@@ -252,33 +320,61 @@ pub(crate) async fn measure(
                 Some(WorkloadEvent::Error(e)) => log::warn!("watching the workload: {e}"),
             },
             _ = interrupt_notify().notified() => {
-                ended_early.get_or_insert_with(|| "interrupted; the run stopped early".into());
+                ended_early.get_or_insert_with(|| {
+                    format!(
+                        "{}; the run stopped early",
+                        load::stop_reason().unwrap_or_else(|| "interrupted".into())
+                    )
+                });
             }
         }
     };
     progress.finish();
     // One last reading so a peak in the final moments counts.
-    restarts.extend(poll_once(p.source.as_mut(), &mut p.sampler).await);
-    // Restart events that arrived while the load was stopping.
+    clock.catch_up(&mut p.sampler, p.source.name());
+    restarts.extend(poll_once(p.source.as_mut(), &mut p.sampler, &mut failures).await);
+    // Events that arrived while the load was stopping.
     while let Ok(ev) = p.events.try_recv() {
-        if let WorkloadEvent::Restart(e) = ev {
-            restarts.push(e);
+        match ev {
+            WorkloadEvent::Restart(e) => restarts.push(e),
+            WorkloadEvent::PodGone { pod, reason } => pods.gone(&pod, reason, Utc::now()),
+            WorkloadEvent::PodSeen { pod, containers } => {
+                pods.seen(&pod, Utc::now());
+                for (c, limit, request) in containers {
+                    p.sampler.declare(&pod, &c, limit, request);
+                }
+            }
+            _ => {}
         }
     }
     let ended_at = Utc::now();
-    let mut outcome: LoadOutcome = outcome
-        .context("the load task panicked")?
-        .context("running the load")?;
+    let joined = outcome.context("the load task panicked")?;
+    let mut outcome: LoadOutcome = match joined {
+        Ok(o) => o,
+        // Interrupted or abandoned: whatever the load tool left behind, the partial reports
+        // are written, with the live counters as the load numbers.
+        Err(e) if abandoned || interrupted().is_some() => {
+            log::warn!(
+                "the stopped load left no results of its own ({e}); reporting its live counters"
+            );
+            live_outcome(sc, driver_name, &live, started_at, ended_at)
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("running the load")),
+    };
     outcome.stats.tool_thresholds_failed = outcome.tool_thresholds_failed;
     if ended_early.is_none() {
         ended_early = outcome.stopped_early.clone();
     }
-    if let Some(err) = &p.sampler.last_error {
-        log::warn!(
-            "{} of {} memory readings failed; the last error: {err}",
-            p.sampler.failed_ticks,
-            p.sampler.ticks
-        );
+    if ended_early.is_none() {
+        // A signal after the load's last request: the run is still not one to pass.
+        if let Some(reason) = load::stop_reason().filter(|_| interrupted().is_some()) {
+            ended_early = Some(format!("{reason} while the run was finishing"));
+        }
+    }
+    let mut memory_notes = p.notes.clone();
+    if let Some(note) = failures.note(p.source.name(), &p.sampler) {
+        log::warn!("{note}");
+        memory_notes.push(note);
     }
     dedup_restarts(&mut restarts);
     let memory = MemoryMeta {
@@ -287,14 +383,16 @@ pub(crate) async fn measure(
         ticks: p.sampler.ticks,
         ticks_with_data: p.sampler.ticks_with_data,
         limit_enforced: p.limit_enforced,
-        notes: p.notes.clone(),
+        notes: memory_notes,
     };
+    let mut containers = p.sampler.into_series();
+    pods.mark(&mut containers);
     let run = Run {
         scenario: sc.name.clone(),
         started_at,
         ended_at,
         stages: outcome.stages,
-        containers: p.sampler.into_series(),
+        containers,
         restarts,
         load: outcome.stats,
         memory,
@@ -307,6 +405,174 @@ pub(crate) async fn measure(
     };
     let verdict = crate::judge::evaluate(&sc.policy, &run);
     Ok(RunResult { run, verdict })
+}
+
+/// How long a stopped load may take to end before it is abandoned.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// The load numbers of a load that ended without results of its own (abandoned, or k6 killed
+/// by a second signal): the live counters, and the planned stages laid out from the start and
+/// cut at the end.
+fn live_outcome(
+    sc: &Scenario,
+    driver: &str,
+    live: &LiveCounters,
+    started_at: crate::model::Timestamp,
+    ended_at: crate::model::Timestamp,
+) -> LoadOutcome {
+    let (requests, failures) = live.snapshot();
+    let secs = (ended_at - started_at).num_milliseconds().max(0) as f64 / 1000.0;
+    let mut starts = Vec::new();
+    let mut at = started_at;
+    for stage in &sc.load.stages {
+        if at >= ended_at {
+            break;
+        }
+        starts.push(at);
+        at += chrono::Duration::from_std(stage.duration).unwrap_or_default();
+    }
+    LoadOutcome {
+        stats: crate::model::LoadStats {
+            driver: driver.to_string(),
+            latency_measure: "unknown: the load tool was stopped before it reported".into(),
+            requests,
+            failures,
+            rps: if secs > 0.0 {
+                requests as f64 / secs
+            } else {
+                0.0
+            },
+            ..Default::default()
+        },
+        stages: load::plan::stage_windows(&sc.load.stages, &starts, ended_at),
+        stopped_early: load::stop_reason(),
+        tool_thresholds_failed: false,
+    }
+}
+
+/// Counts sampling ticks by the clock, so ticks lost while a slow source kept a poll waiting
+/// (a Prometheus that stopped answering can take its whole request timeout) count as ticks
+/// without data instead of vanishing from the coverage denominator.
+struct TickClock {
+    origin: std::time::Instant,
+    interval: Duration,
+}
+
+impl TickClock {
+    fn new(interval: Duration) -> Self {
+        TickClock {
+            origin: std::time::Instant::now(),
+            interval: interval.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// Before a poll: record every tick that fell due since the last one without being polled.
+    fn catch_up(&mut self, sampler: &mut Sampler, source: &str) {
+        let due = missed_ticks(self.origin.elapsed(), self.interval, sampler.ticks);
+        for _ in 0..due {
+            sampler.record_error(&format!(
+                "the {source} source was still answering an earlier reading when this sampling tick fell due"
+            ));
+        }
+    }
+}
+
+/// Ticks due by `elapsed` (one at 0, then one every `interval`), minus the one about to be
+/// polled and the `recorded` ones.
+fn missed_ticks(elapsed: Duration, interval: Duration, recorded: u64) -> u64 {
+    let due = (elapsed.as_nanos() / interval.as_nanos().max(1)) as u64 + 1;
+    due.saturating_sub(1).saturating_sub(recorded)
+}
+
+/// When memory readings failed, for the report.
+#[derive(Debug, Default)]
+struct Failures {
+    first: Option<crate::model::Timestamp>,
+    last: Option<crate::model::Timestamp>,
+}
+
+impl Failures {
+    /// "memory readings failed on 14 of 21 sampling ticks (66.7%) from 12:00:06 to 12:00:20
+    /// (prometheus source); the last error: …", when any failed.
+    fn note(&self, source: &str, sampler: &Sampler) -> Option<String> {
+        if sampler.failed_ticks == 0 {
+            return None;
+        }
+        let span = match (self.first, self.last) {
+            (Some(a), Some(b)) if a != b => {
+                format!(" from {} to {}", a.format("%H:%M:%S"), b.format("%H:%M:%S"))
+            }
+            (Some(a), _) => format!(" at {}", a.format("%H:%M:%S")),
+            _ => String::new(),
+        };
+        Some(format!(
+            "memory readings failed on {} of {} sampling ticks ({}){span} ({source} source); the last error: {}",
+            sampler.failed_ticks,
+            sampler.ticks,
+            crate::judge::format_share(sampler.failed_ticks as f64 / sampler.ticks.max(1) as f64),
+            sampler.last_error.as_deref().unwrap_or("unknown")
+        ))
+    }
+}
+
+/// Pods that appeared or went away during the run, to mark the gone pods' series with when,
+/// why and which pod replaced them.
+#[derive(Debug, Default)]
+struct PodLog {
+    /// Pods first seen after the run started, with when.
+    new: Vec<(String, crate::model::Timestamp)>,
+    /// Pods gone, with their reason and when.
+    gone: Vec<(String, Option<String>, crate::model::Timestamp)>,
+}
+
+impl PodLog {
+    fn seen(&mut self, pod: &str, at: crate::model::Timestamp) {
+        if !self.new.iter().any(|(p, _)| p == pod) {
+            self.new.push((pod.to_string(), at));
+        }
+    }
+
+    fn gone(&mut self, pod: &str, reason: Option<String>, at: crate::model::Timestamp) {
+        if let Some(known) = self.gone.iter_mut().find(|g| g.0 == pod) {
+            // The same pod reported by two paths: keep the first time, any reason.
+            if known.1.is_none() {
+                known.1 = reason;
+            }
+            return;
+        }
+        log::warn!(
+            "pod {pod} went away during the run{}; its samples are kept",
+            reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        self.gone.push((pod.to_string(), reason, at));
+    }
+
+    /// Marks the series of every gone pod; its replacement is the pod that appeared closest in
+    /// time to its going (and replaces no other pod).
+    fn mark(&self, series: &mut [crate::model::ContainerSeries]) {
+        let mut taken: Vec<&str> = Vec::new();
+        for (pod, reason, at) in &self.gone {
+            let replacement = self
+                .new
+                .iter()
+                .filter(|(p, _)| p != pod && !taken.contains(&p.as_str()))
+                .filter(|(p, _)| !self.gone.iter().any(|g| &g.0 == p && g.2 <= *at))
+                .min_by_key(|(_, seen)| (*seen - *at).num_milliseconds().abs())
+                .map(|(p, _)| p.as_str());
+            taken.extend(replacement);
+            let mark = crate::model::PodGone {
+                at: *at,
+                reason: reason.clone(),
+                replaced_by: replacement.map(String::from),
+            };
+            for s in series.iter_mut().filter(|s| &s.pod == pod) {
+                s.gone = Some(mark.clone());
+            }
+        }
+    }
 }
 
 /// The same restart reported twice (by two paths) counts once.
@@ -327,13 +593,107 @@ fn dedup_restarts(restarts: &mut Vec<RestartEvent>) {
 }
 
 /// Poll the source once, feeding the sampler; returns OOM kills seen in this tick.
-async fn poll_once(source: &mut dyn MemorySource, sampler: &mut Sampler) -> Vec<RestartEvent> {
+async fn poll_once(
+    source: &mut dyn MemorySource,
+    sampler: &mut Sampler,
+    failures: &mut Failures,
+) -> Vec<RestartEvent> {
     match source.poll().await {
         Ok(obs) => sampler.record(obs),
         Err(e) => {
-            log::debug!("memory reading failed: {e}");
+            let now = Utc::now();
+            if failures.first.is_none() {
+                log::warn!(
+                    "memory reading failed at {}: {e}; every failed tick counts against coverage",
+                    now.format("%H:%M:%S")
+                );
+            } else {
+                log::debug!("memory reading failed: {e}");
+            }
+            failures.first.get_or_insert(now);
+            failures.last = Some(now);
             sampler.record_error(&e.to_string());
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ContainerSeries;
+    use chrono::TimeZone;
+
+    fn t(s: u32) -> crate::model::Timestamp {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, s).unwrap()
+    }
+
+    #[test]
+    fn ticks_a_slow_source_kept_waiting_count_as_missed() {
+        let second = Duration::from_secs(1);
+        // On time: the tick at 0 s and 1 s were polled; the one at 2.01 s is about to be.
+        assert_eq!(missed_ticks(Duration::from_millis(2010), second, 2), 0);
+        // The first tick.
+        assert_eq!(missed_ticks(Duration::ZERO, second, 0), 0);
+        // A poll at 2 s hung for 10 s: ticks at 3..=11 s were never polled.
+        assert_eq!(missed_ticks(Duration::from_millis(12_005), second, 3), 9);
+        // More ticks recorded than the clock says (an extra poll): nothing missed.
+        assert_eq!(missed_ticks(Duration::from_millis(500), second, 4), 0);
+    }
+
+    #[test]
+    fn a_failing_source_is_summed_up_with_its_last_error() {
+        let mut sampler = Sampler::new();
+        sampler.record(Vec::new());
+        sampler.record_error("cannot reach Prometheus at http://p:9090: connection refused");
+        sampler.record_error("cannot reach Prometheus at http://p:9090: connection refused");
+        let failures = Failures {
+            first: Some(t(6)),
+            last: Some(t(7)),
+        };
+        assert_eq!(
+            failures.note("prometheus", &sampler).unwrap(),
+            "memory readings failed on 2 of 3 sampling ticks (66.7%) from 12:00:06 to 12:00:07 \
+             (prometheus source); the last error: cannot reach Prometheus at http://p:9090: \
+             connection refused"
+        );
+        assert!(Failures::default()
+            .note("cgroup", &Sampler::new())
+            .is_none());
+    }
+
+    #[test]
+    fn gone_pods_are_marked_with_the_closest_new_pod_as_replacement() {
+        let mut log = PodLog::default();
+        log.seen("web-c", t(9));
+        log.gone("web-a", None, t(10));
+        log.gone("web-a", Some("Evicted".into()), t(11)); // again, by the other path
+        log.seen("web-d", t(30));
+        log.gone("web-b", None, t(29));
+        let mut series = vec![
+            ContainerSeries::new("web-a", "app"),
+            ContainerSeries::new("web-a", "sidecar"),
+            ContainerSeries::new("web-b", "app"),
+            ContainerSeries::new("web-c", "app"),
+        ];
+        log.mark(&mut series);
+        let a = series[0].gone.clone().unwrap();
+        assert_eq!(
+            (a.at, a.reason.as_deref(), a.replaced_by.as_deref()),
+            (t(10), Some("Evicted"), Some("web-c"))
+        );
+        assert_eq!(series[1].gone, series[0].gone);
+        let b = series[2].gone.clone().unwrap();
+        assert_eq!(b.replaced_by.as_deref(), Some("web-d"));
+        assert!(series[3].gone.is_none());
+    }
+
+    #[test]
+    fn a_gone_pod_without_a_new_one_has_no_replacement() {
+        let mut log = PodLog::default();
+        log.gone("web-a", None, t(10));
+        let mut series = vec![ContainerSeries::new("web-a", "app")];
+        log.mark(&mut series);
+        assert_eq!(series[0].gone.as_ref().unwrap().replaced_by, None);
     }
 }
