@@ -107,7 +107,7 @@ fn sleeper_left() -> bool {
         let p = e.path();
         let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
         let cg = std::fs::read_to_string(p.join("cgroup")).unwrap_or_default();
-        cmd == b"sleep\0600\0" && cg.contains("oomgate-")
+        cmd == b"sleep\x00600\x00" && cg.contains("oomgate-")
     })
 }
 
