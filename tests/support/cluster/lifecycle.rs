@@ -428,4 +428,15 @@ impl SimCluster {
             st.refresh_pod(&ns, name);
         });
     }
+
+    /// Test hook for the soak: (pod, timestamp in whole seconds as served) of every PodMetrics
+    /// the metrics API serves right now, so a test polling it can tell which samples the source
+    /// published.
+    pub fn pod_metrics_stamps(&self) -> Vec<(String, i64)> {
+        let st = self.shared.lock();
+        st.metrics
+            .iter()
+            .map(|(pod, s)| (pod.clone(), s.timestamp.timestamp()))
+            .collect()
+    }
 }
