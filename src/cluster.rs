@@ -349,11 +349,34 @@ fn check_context(
 
 /// GET /version: proves the server answers and the credentials work; returns e.g. `v1.33.1`.
 pub async fn probe(client: &kube::Client) -> Result<String, ClusterError> {
-    let info = client
-        .apiserver_version()
-        .await
+    let info = answered(client.apiserver_version(), "get", "/version")
+        .await?
         .map_err(|e| classify(e, "get", "/version", ""))?;
     Ok(info.git_version)
+}
+
+/// How long a one-shot read (not a watch) may wait for its answer once connected. The client
+/// has no read timeout, as that would also cut quiet watches.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Awaits one API read for at most [`REQUEST_TIMEOUT`]: a server that accepts the connection
+/// but never answers becomes [`ClusterError::Unreachable`] naming `verb` and `resource`; the
+/// read's own result is handed back for the caller to classify.
+pub async fn answered<T>(
+    read: impl std::future::Future<Output = Result<T, kube::Error>>,
+    verb: &str,
+    resource: &str,
+) -> Result<Result<T, kube::Error>, ClusterError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, read)
+        .await
+        .map_err(|_| ClusterError::Unreachable {
+            server: server_for_messages(),
+            detail: format!(
+                "it accepted the connection but sent no answer to `{verb}` on `{resource}` \
+                 within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        })
 }
 
 /// Turns a kube error into a [`ClusterError`] naming what was attempted, e.g.

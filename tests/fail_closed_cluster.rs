@@ -20,8 +20,11 @@ use support::cluster::{
 };
 use support::{findings, run_bounded, text};
 
-/// 20 s of load: long enough for 20 one-second ticks (a 5 % pattern fails one of them).
+/// 20 s of load: 20 one-second ticks.
 const STAGES: &str = "[{ duration: 4s, users: 4 }, { duration: 16s, users: 4 }]";
+/// 30 s of load, for a 5 % failure pattern: 31 ticks, so the failed one and the final reading
+/// (which often repeats the last sample) leave room for one more repeat above 90 %.
+const LONGER_STAGES: &str = "[{ duration: 10s, users: 4 }, { duration: 20s, users: 4 }]";
 /// How long a gate run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(90);
 /// The bound on an error exit against a broken API server.
@@ -29,11 +32,15 @@ const ERROR_LIMIT: Duration = Duration::from_secs(30);
 
 /// A scenario file in `dir` for `workload` (a YAML line under `kubernetes:`).
 fn write_scenario(dir: &Path, url: &str, ns: &str, workload: &str) -> PathBuf {
+    write_scenario_with(dir, url, ns, workload, STAGES)
+}
+
+fn write_scenario_with(dir: &Path, url: &str, ns: &str, workload: &str, stages: &str) -> PathBuf {
     let text = format!(
         r#"name: fail-closed
 target: {{ url: "{url}" }}
 load:
-  stages: {STAGES}
+  stages: {stages}
   requests:
     - {{ name: work, path: /api/work, expect_status: 200 }}
   think_time: 10ms..30ms
@@ -336,7 +343,13 @@ fn metrics_api_failing_one_tick_in_twenty_is_judged_normally() {
         ..MetricsFaults::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let sc = web_scenario(&cluster, dir.path());
+    let sc = write_scenario_with(
+        dir.path(),
+        &cluster.service_url("web"),
+        cluster.namespace(),
+        "deployment: web",
+        LONGER_STAGES,
+    );
     let (o, r) = gate_run(dir.path(), &sc, cluster.kubeconfig_path());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(r["verdict"], "pass", "{r:#}");
@@ -498,4 +511,89 @@ fn samples_from_a_clock_ten_minutes_behind_are_rebased_with_a_warning() {
         return;
     }
     skewed_clock_still_fails_headroom_inside_the_run(chrono::TimeDelta::minutes(-10), "behind");
+}
+
+/// An HTTPS server (self-signed) that completes the TLS handshake, reads requests and never
+/// answers one; runs until the returned runtime is dropped.
+fn silent_https_server() -> (tokio::runtime::Runtime, u16) {
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![key.cert.der().clone()], der)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                // Read whatever comes, answer nothing.
+                while matches!(tls.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (rt, port)
+}
+
+#[test]
+fn api_that_completes_tls_but_never_answers_http_is_exit_2_in_bounded_time() {
+    let (rt, port) = silent_https_server();
+    let server = format!("https://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_for(dir.path(), &server);
+    let insecure = std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .replace("{ server:", "{ insecure-skip-tls-verify: true, server:");
+    std::fs::write(&kubeconfig, insecure).unwrap();
+    let sc = write_scenario(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "staging",
+        "deployment: web",
+    );
+    for what in ["run", "check"] {
+        let started = Instant::now();
+        let o = if what == "run" {
+            gate_run(dir.path(), &sc, &kubeconfig).0
+        } else {
+            gate_check(&sc, &kubeconfig, RUN_LIMIT)
+        };
+        let took = started.elapsed();
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", text(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("cannot reach the Kubernetes API at {server}")),
+            "{what} names the server: {err}"
+        );
+        assert!(
+            err.contains("it accepted the connection but sent no answer to `get` on `")
+                && err.contains("within 15 s; check the kubeconfig's server and your network"),
+            "{what} says what happened and what to check: {err}"
+        );
+        assert!(took < ERROR_LIMIT, "{what} took {took:?}");
+        eprintln!("{what} exited 2 after {took:.1?}: {}", err.trim());
+    }
+    drop(rt);
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodTemplateSpec, ResourceRequir
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams};
 
-use crate::cluster::{classify, ClusterError};
+use crate::cluster::{answered, classify, ClusterError};
 use crate::scenario::{KubernetesSpec, WorkloadRef};
 use crate::units::{format_bytes, parse_memory_quantity, UnitError};
 
@@ -93,25 +93,25 @@ pub async fn resolve(
     };
     let (selector, template) = match &spec.workload {
         WorkloadRef::Deployment(name) => {
-            let d = Api::<Deployment>::namespaced(client.clone(), ns)
-                .get(name)
-                .await
+            let api = Api::<Deployment>::namespaced(client.clone(), ns);
+            let d = answered(api.get(name), "get", "deployments")
+                .await?
                 .map_err(|e| not_found(e, "deployments"))?;
             let s = d.spec.ok_or_else(|| no_spec(&description))?;
             (s.selector, s.template)
         }
         WorkloadRef::StatefulSet(name) => {
-            let d = Api::<StatefulSet>::namespaced(client.clone(), ns)
-                .get(name)
-                .await
+            let api = Api::<StatefulSet>::namespaced(client.clone(), ns);
+            let d = answered(api.get(name), "get", "statefulsets")
+                .await?
                 .map_err(|e| not_found(e, "statefulsets"))?;
             let s = d.spec.ok_or_else(|| no_spec(&description))?;
             (s.selector, s.template)
         }
         WorkloadRef::DaemonSet(name) => {
-            let d = Api::<DaemonSet>::namespaced(client.clone(), ns)
-                .get(name)
-                .await
+            let api = Api::<DaemonSet>::namespaced(client.clone(), ns);
+            let d = answered(api.get(name), "get", "daemonsets")
+                .await?
                 .map_err(|e| not_found(e, "daemonsets"))?;
             let s = d.spec.ok_or_else(|| no_spec(&description))?;
             (s.selector, s.template)
@@ -147,10 +147,14 @@ async fn list_pods(
     ns: &str,
     selector: &str,
 ) -> Result<Vec<Pod>, ClusterError> {
-    let list = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(|e| classify(e, "list", "pods", ns))?;
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    let list = answered(
+        api.list(&ListParams::default().labels(selector)),
+        "list",
+        "pods",
+    )
+    .await?
+    .map_err(|e| classify(e, "list", "pods", ns))?;
     Ok(list.items)
 }
 
