@@ -309,6 +309,90 @@ fn prometheus_killed_in_the_last_moments_is_judged_normally() {
     assert_eq!(findings(&r, "coverage", "pass").len(), 1, "{r:#}");
 }
 
+/// A Kubernetes run of `secs` seconds of load with memory from a real Prometheus that is
+/// frozen (SIGSTOP: it accepts connections and answers nothing) `freeze_after` into the load;
+/// `then` is called with the running child. Returns the exit code, the time from the freeze to
+/// the end, the report and stderr.
+fn run_freezing_prometheus(
+    secs: u32,
+    freeze_after: Duration,
+    then: impl FnOnce(&Child),
+) -> (Option<i32>, Duration, serde_json::Value, String) {
+    let cluster = SimCluster::start(ClusterConfig::default());
+    web(&cluster, 1);
+    let (prom, memory) = prometheus_for(&cluster, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let load = format!(
+        "  stages: [{{ duration: 2s, users: 3 }}, {{ duration: {}s, users: 3 }}]\n{WORK}",
+        secs - 2
+    );
+    let sc = scenario(
+        dir.path(),
+        &cluster.service_url("web"),
+        cluster.namespace(),
+        &load,
+        &memory,
+        "  headroom: 20%\n  min_coverage: 90%",
+    );
+    let mut child = spawn_run(&cluster, dir.path(), &sc);
+    let begun = Instant::now();
+    while !cluster.requests().iter().any(|r| r.contains("watch"))
+        && begun.elapsed() < Duration::from_secs(15)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(freeze_after);
+    prom.freeze();
+    let frozen = Instant::now();
+    then(&child);
+    let (code, _) = wait_bounded(&mut child, Duration::from_secs(60));
+    let took = frozen.elapsed();
+    (code, took, report(dir.path()), stderr_of(dir.path()))
+}
+
+#[test]
+fn a_hanging_prometheus_counts_every_tick_it_held_up() {
+    if !require_cgroups("a_hanging_prometheus") || !require_prometheus() {
+        return;
+    }
+    // Each query now waits for the 10 s request timeout; the 1 s ticks in between must count.
+    let (code, _, r, err) = run_freezing_prometheus(16, Duration::from_secs(4), |_| {});
+    assert_eq!(code, Some(3), "{r:#}\n{err}");
+    let ticks = r["memory"]["ticks"].as_u64().unwrap();
+    let with_data = r["memory"]["ticks_with_data"].as_u64().unwrap();
+    assert!(
+        ticks >= 15 && with_data <= 7,
+        "ticks span the whole run: {}",
+        r["memory"]
+    );
+    let notes = r["memory"]["notes"].to_string();
+    assert!(
+        notes.contains("did not answer within") || notes.contains("still answering"),
+        "{notes}"
+    );
+    assert!(
+        !findings(&r, "coverage", "inconclusive").is_empty(),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn a_signal_is_not_held_up_by_a_hanging_prometheus() {
+    if !require_cgroups("a_signal_with_a_hanging_prometheus") || !require_prometheus() {
+        return;
+    }
+    let (code, took, r, err) = run_freezing_prometheus(20, Duration::from_secs(4), |child| {
+        std::thread::sleep(Duration::from_secs(2));
+        signal(child, SIGTERM);
+    });
+    assert_eq!(code, Some(143), "{err}");
+    assert!(
+        took < Duration::from_secs(2) + Duration::from_secs(5),
+        "ended {took:?} after the freeze (the signal came 2 s after it)\n{err}"
+    );
+    assert_interrupted(&r, "SIGTERM");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. The target refuses every connection; nothing sent at all
 // ---------------------------------------------------------------------------------------------

@@ -102,8 +102,15 @@ pub(super) async fn execute(
     ctx: &RunContext,
     driver: Box<dyn LoadDriver>,
 ) -> Result<RunResult> {
-    let client = cluster::connect(&ctx.access).await?;
-    let resolved = k8s::resolve(&client, k).await?;
+    // A signal while connecting and resolving ends the command at once (no run, no report).
+    let (client, resolved) = tokio::select! {
+        r = async {
+            let client = cluster::connect(&ctx.access).await?;
+            let resolved = k8s::resolve(&client, k).await?;
+            anyhow::Ok((client, resolved))
+        } => r?,
+        _ = super::interrupted_wait() => anyhow::bail!("interrupted while connecting to the cluster and resolving the workload; no load was sent"),
+    };
     log::info!(
         "{} in {}: {} pods ({})",
         resolved.description,
@@ -129,8 +136,12 @@ pub(super) async fn execute(
     ));
     let mut source = memory_source(sc, &client, k, &resolved, Arc::clone(&pods))?;
     // A source that cannot answer now is said loudly; the run goes on and coverage decides.
-    if let Err(e) = source.poll().await {
-        log::warn!("the {} memory source does not answer: {e}", source.name());
+    let name = source.name();
+    tokio::select! {
+        r = source.poll() => if let Err(e) = r {
+            log::warn!("the {name} memory source does not answer: {e}");
+        },
+        _ = super::interrupted_wait() => anyhow::bail!("interrupted while probing the {name} memory source; no load was sent"),
     }
     let mut sampler = Sampler::new();
     let mut allowed = Vec::new();

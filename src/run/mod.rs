@@ -592,13 +592,45 @@ fn dedup_restarts(restarts: &mut Vec<RestartEvent>) {
     });
 }
 
+/// How long the last reading may take once the run was interrupted.
+const LAST_LOOK: Duration = Duration::from_secs(1);
+
+/// One reading that never holds up a signal: cut short when the run is interrupted, and
+/// bounded by `LAST_LOOK` once it has been (a source that hangs, like a stopped Prometheus,
+/// would otherwise keep the gate waiting for its whole request timeout).
+async fn reading(
+    source: &mut dyn MemorySource,
+) -> Result<Vec<crate::memory::Observation>, crate::memory::SourceError> {
+    use crate::memory::SourceError;
+    if interrupted().is_some() {
+        return tokio::time::timeout(LAST_LOOK, source.poll())
+            .await
+            .unwrap_or_else(|_| {
+                Err(SourceError::Other(format!(
+                    "the {} source did not answer within {} s while the gate was shutting down",
+                    source.name(),
+                    LAST_LOOK.as_secs()
+                )))
+            });
+    }
+    let name = source.name();
+    tokio::select! {
+        r = source.poll() => r,
+        _ = async {
+            while interrupted().is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        } => Err(SourceError::Other(format!("the {name} reading was cut short by the interrupt"))),
+    }
+}
+
 /// Poll the source once, feeding the sampler; returns OOM kills seen in this tick.
 async fn poll_once(
     source: &mut dyn MemorySource,
     sampler: &mut Sampler,
     failures: &mut Failures,
 ) -> Vec<RestartEvent> {
-    match source.poll().await {
+    match reading(source).await {
         Ok(obs) => sampler.record(obs),
         Err(e) => {
             let now = Utc::now();

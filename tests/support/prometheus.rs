@@ -105,6 +105,13 @@ impl Prometheus {
         );
     }
 
+    /// Freeze Prometheus (SIGSTOP): its port still accepts connections but nothing answers,
+    /// like a server that hangs. Dropping it still kills it.
+    pub fn freeze(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGSTOP) };
+    }
+
     /// Stop Prometheus now (a test of a source dying mid-run).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
