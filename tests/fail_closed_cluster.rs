@@ -398,7 +398,7 @@ fn metrics_api_hanging_every_other_request_costs_one_tick_each() {
         text(&o)
     );
     assert!(took < Duration::from_secs(60), "the run took {took:?}");
-    eprintln!("{}", f[0]["message"]);
+    eprintln!("{}\n{}", f[0]["message"], stderr(&o));
 }
 
 #[test]
@@ -436,7 +436,7 @@ fn metrics_api_disappearing_mid_run_is_inconclusive_never_pass() {
         "the last error is said: {}",
         text(&o)
     );
-    eprintln!("{:#?}", coverage_findings(&r));
+    eprintln!("{:#?}\n{}", coverage_findings(&r), stderr(&o));
 }
 
 /// A growing pod under a node clock `offset` off: still fails headroom with `peak_at` inside

@@ -145,7 +145,9 @@ fn clock_skew(run: &Run) -> Vec<Finding> {
                         Rule::Coverage,
                         Severity::Warn,
                         format!(
-                            "clock skew: the {source} samples of {list} were stamped {} the gate's clock ({why}); they were moved {} by {} onto the gate's clock so each falls in the stage it was measured in; {fix}",
+                            "clock skew: the {source} samples of {list} were stamped {} the gate's \
+                             clock ({why}); they were moved {} by {} onto the gate's clock so each \
+                             falls in the stage it was measured in; {fix}",
                             direction(offset_ms),
                             if offset_ms >= 0 { "back" } else { "forward" },
                             offset_text(offset_ms)
@@ -156,7 +158,10 @@ fn clock_skew(run: &Run) -> Vec<Finding> {
                 }
                 ClockSkew::Erratic { min_ms, max_ms } => {
                     let mut f = inconclusive(format!(
-                        "clock skew: the {source} samples of {list} were stamped between {} and {} the gate's clock, not by one consistent offset (a clock that jumped during the run), so they cannot be placed in the run's stages: {UNTRUSTED}; {fix}",
+                        "clock skew: the {source} samples of {list} were stamped between {} and \
+                         {} the gate's clock, not by one consistent offset (a clock that jumped \
+                         during the run), so they cannot be placed in the run's stages: \
+                         {UNTRUSTED}; {fix}",
                         direction(min_ms),
                         direction(max_ms)
                     ));

@@ -79,8 +79,8 @@ pub enum Fault {
 /// Faults injected into PodMetrics requests (`SimCluster::set_metrics_faults`), deterministic:
 /// counting PodMetrics requests from 0 since the switch, the last `failing` of every `period`
 /// fail (`period: 2, failing: 1` fails requests 1, 3, 5, …; `period: 20, failing: 1` fails 5 %:
-/// requests 19, 39, …), so the first request always succeeds; `clock_offset` is added to every PodMetrics `timestamp` (positive =
-/// the node's clock runs ahead of the gate's).
+/// requests 19, 39, …), so the first request always succeeds; `clock_offset` is added to every
+/// PodMetrics `timestamp` (positive = the node's clock runs ahead of the gate's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsFaults {
     pub period: u64,
