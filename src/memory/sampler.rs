@@ -1,6 +1,12 @@
 //! The sampler's bookkeeping: it takes what a `MemorySource` returned on each tick and keeps one
 //! `ContainerSeries` per pod and container. The same sample seen twice (same container, same
-//! timestamp) counts once; a tick counts as covered when it brought at least one fresh sample;
+//! timestamp) counts once. A tick counts as covered when it brought at least one fresh sample,
+//! or when the source answered with a sample that is still current: a source publishes at its
+//! own resolution (metrics-server every 15–60 s) and a gate sampling faster sees the same sample
+//! again in between, which loses nothing. "Current" means the last fresh sample arrived no longer
+//! ago than the source's resolution (the median gap between its distinct sample times, 15 s
+//! until two are known) plus one tick; a source that keeps repeating an older sample, or fails,
+//! leaves its ticks uncovered;
 //! a rising OOM-kill counter becomes an `oom-killed` restart event; the kernel's peak counter is
 //! tracked with the time it was first seen at its highest value. Every tick counts, failed or
 //! not. Fresh samples read live (ticks at least [`PACED`] apart, not a batch replayed from
@@ -22,6 +28,12 @@ use crate::model::{ClockSkew, ContainerSeries, RestartEvent, RestartReason, Time
 /// clocks.
 pub const PACED: Duration = Duration::from_millis(50);
 
+/// The source resolution assumed until two distinct sample times are known (metrics-server's
+/// default `--metric-resolution`).
+const DEFAULT_RESOLUTION: chrono::Duration = chrono::Duration::seconds(15);
+/// How many of the latest gaps between distinct sample times estimate the resolution.
+const GAPS_KEPT: usize = 64;
+
 /// Accumulates ticks into per-container series.
 #[derive(Debug, Default)]
 pub struct Sampler {
@@ -32,6 +44,11 @@ pub struct Sampler {
     readings: HashMap<(String, String), Vec<Reading>>,
     /// When the previous tick was recorded.
     last_tick: Option<Instant>,
+    /// When the previous tick was received and when the last fresh sample was (gate clock).
+    last_received: Option<Timestamp>,
+    last_fresh_received: Option<Timestamp>,
+    /// The latest gaps between distinct sample times of one series, for the resolution.
+    gaps: std::collections::VecDeque<chrono::Duration>,
     pub ticks: u64,
     pub ticks_with_data: u64,
     pub failed_ticks: u64,
@@ -63,6 +80,7 @@ impl Sampler {
     /// Record a tick that failed to bring data.
     pub fn record_error(&mut self, err: &str) {
         self.last_tick = Some(Instant::now());
+        self.last_received = Some(Utc::now());
         self.ticks += 1;
         self.failed_ticks += 1;
         self.last_error = Some(err.to_string());
@@ -87,6 +105,11 @@ impl Sampler {
         live: bool,
     ) -> Vec<RestartEvent> {
         self.ticks += 1;
+        let cadence = self
+            .last_received
+            .map_or(chrono::Duration::zero(), |t| received - t);
+        self.last_received = Some(received);
+        let answered = !obs.is_empty();
         let mut fresh = false;
         let mut events = Vec::new();
         for o in obs {
@@ -107,7 +130,12 @@ impl Sampler {
             if self.last_at.get(&key).is_some_and(|&t| t >= o.at) {
                 continue; // the same sample again (or one older than what we have)
             }
-            self.last_at.insert(key.clone(), o.at);
+            if let Some(prev) = self.last_at.insert(key.clone(), o.at) {
+                if self.gaps.len() == GAPS_KEPT {
+                    self.gaps.pop_front();
+                }
+                self.gaps.push_back(o.at - prev);
+            }
             fresh = true;
             if live {
                 self.readings
@@ -136,8 +164,27 @@ impl Sampler {
         }
         if fresh {
             self.ticks_with_data += 1;
+            self.last_fresh_received = Some(received);
+        } else if answered && self.still_current(received, cadence) {
+            self.ticks_with_data += 1;
         }
         events
+    }
+
+    /// Whether the last fresh sample, received at `last_fresh_received`, is still the source's
+    /// current one at `now`: no older than its resolution plus one tick (and a little jitter).
+    fn still_current(&self, now: Timestamp, cadence: chrono::Duration) -> bool {
+        let Some(last) = self.last_fresh_received else {
+            return false;
+        };
+        let resolution = if self.gaps.is_empty() {
+            DEFAULT_RESOLUTION
+        } else {
+            let mut g: Vec<chrono::Duration> = self.gaps.iter().copied().collect();
+            g.sort_unstable();
+            g[g.len() / 2]
+        };
+        now - last <= resolution + cadence + chrono::Duration::milliseconds(500)
     }
 
     /// The latest working set per container name (max over pods), for progress lines.
@@ -195,11 +242,11 @@ mod tests {
     fn dedups_by_timestamp_and_counts_coverage() {
         let mut s = Sampler::new();
         s.record(vec![obs(1, 100, None, None)]);
-        s.record(vec![obs(1, 100, None, None)]); // repeated sample: no fresh data
-        s.record(vec![]);
+        s.record(vec![obs(1, 100, None, None)]); // repeated, still current: covered
+        s.record(vec![]); // no answer: uncovered
         s.record_error("boom");
         s.record(vec![obs(2, 200, None, None)]);
-        assert_eq!((s.ticks, s.ticks_with_data), (5, 2));
+        assert_eq!((s.ticks, s.ticks_with_data), (5, 3));
         let series = s.into_series();
         assert_eq!(series[0].samples.len(), 2);
         assert_eq!(series[0].min_inactive_file, Some(10));
@@ -242,6 +289,34 @@ mod tests {
             s.record(vec![obs(sec, 100, None, None)]);
         }
         assert_eq!(s.into_series()[0].clock_skew, None);
+    }
+
+    #[test]
+    fn a_slower_source_repeating_its_current_sample_is_covered_a_stale_one_is_not() {
+        // metrics-server publishing every 15 s, read every 5 s: two of three ticks repeat.
+        let gate = |sec: u32| {
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+                + chrono::Duration::seconds(i64::from(sec))
+        };
+        let at = |sec: u32| {
+            let mut o = obs(0, 100, None, None);
+            o.at = gate(sec);
+            o
+        };
+        let mut s = Sampler::new();
+        for tick in 0..12u32 {
+            let published = tick / 3 * 15; // the source's newest sample time
+            s.record_received(vec![at(published)], gate(tick * 5), true);
+        }
+        assert_eq!((s.ticks, s.ticks_with_data), (12, 12));
+        // Then the source freezes on its last sample: current for one resolution + one tick,
+        // uncovered after that.
+        for tick in 12..18u32 {
+            s.record_received(vec![at(45)], gate(tick * 5), true);
+        }
+        // The last fresh sample arrived at 45 s: the ticks at 60 and 65 s are within 15 s + 5 s
+        // of it, those from 70 s on are not.
+        assert_eq!((s.ticks, s.ticks_with_data), (18, 14));
     }
 
     #[test]
