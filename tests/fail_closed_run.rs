@@ -258,6 +258,10 @@ fn prometheus_killed_early_makes_the_run_inconclusive_naming_the_share_and_the_f
         return;
     }
     let (code, r, err, share) = run_killing_prometheus(Duration::from_secs(6), "90%");
+    eprintln!(
+        "killed {share:.2} into the run; findings: {:#}\nmemory: {:#}",
+        r["findings"], r["memory"]
+    );
     assert!(share < 0.5, "Prometheus died {share:.2} into the run");
     assert_eq!(code, Some(3), "{r:#}\n{err}");
     assert_eq!(r["verdict"], "inconclusive");
@@ -296,6 +300,7 @@ fn prometheus_killed_in_the_last_moments_is_judged_normally() {
         return;
     }
     let (code, r, err, share) = run_killing_prometheus(Duration::from_millis(19_300), "90%");
+    eprintln!("killed {share:.2} into the run; memory: {:#}", r["memory"]);
     assert!(share > 0.9, "Prometheus died {share:.2} into the run");
     let coverage = r["memory"]["coverage"].as_f64().unwrap();
     assert!(coverage >= 0.9, "{}\n{err}", r["memory"]);
@@ -358,6 +363,7 @@ fn a_hanging_prometheus_counts_every_tick_it_held_up() {
     // Each query now waits for the 10 s request timeout; the 1 s ticks in between must count.
     let (code, _, r, err) = run_freezing_prometheus(16, Duration::from_secs(4), |_| {});
     assert_eq!(code, Some(3), "{r:#}\n{err}");
+    eprintln!("memory: {:#}", r["memory"]);
     let ticks = r["memory"]["ticks"].as_u64().unwrap();
     let with_data = r["memory"]["ticks_with_data"].as_u64().unwrap();
     assert!(
@@ -374,6 +380,10 @@ fn a_hanging_prometheus_counts_every_tick_it_held_up() {
         !findings(&r, "coverage", "inconclusive").is_empty(),
         "{r:#}"
     );
+    // Nor does the hanging source hold up the verdict after the load.
+    let start = chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap()).unwrap();
+    let end = chrono::DateTime::parse_from_rfc3339(r["ended_at"].as_str().unwrap()).unwrap();
+    assert!((end - start).num_seconds() <= 19, "{start} → {end}");
 }
 
 #[test]
@@ -416,6 +426,11 @@ fn a_target_refusing_connections_fails_on_error_rate_in_a_kubernetes_run() {
         "  headroom: 20%",
     );
     let (o, r) = run_to_end(&cluster, dir.path(), &sc);
+    eprintln!(
+        "{}\nload: {:#}",
+        String::from_utf8_lossy(&o.stdout),
+        r["load"]
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(r["verdict"], "fail");
     let f = findings(&r, "error-rate", "fail");
@@ -513,6 +528,10 @@ fn a_pod_deleted_mid_run_is_a_pod_deleted_warning_with_its_samples_and_replaceme
         "a deletion warns, it does not fail: {r:#}\n{err}"
     );
     let f = findings(&r, "pod-deleted", "warn");
+    eprintln!(
+        "findings: {:#}\npods_gone: {:#}",
+        r["findings"], r["pods_gone"]
+    );
     assert_eq!(f.len(), 1, "{r:#}");
     assert_eq!(f[0]["pod"], victim.as_str());
     let msg = f[0]["message"].as_str().unwrap();
@@ -617,12 +636,17 @@ fn cancelled(
     }
     let (code, _) = wait_bounded(&mut child, Duration::from_secs(30));
     let took = signalled.elapsed();
+    eprintln!("{driver}: exit {code:?} {took:?} after the first signal");
     let err = stderr_of(dir.path());
     let r = report(dir.path());
     (code, took, r, err, before)
 }
 
 fn assert_interrupted(r: &serde_json::Value, by: &str) {
+    eprintln!(
+        "verdict {} exit_code {} ended_early {}\nfindings: {:#}",
+        r["verdict"], r["exit_code"], r["ended_early"], r["findings"]
+    );
     assert_ne!(r["verdict"], "pass", "{r:#}");
     // report.json keeps the verdict's own code (3 inconclusive, 1 fail); the process exits
     // with the signal's.
@@ -730,6 +754,7 @@ fn a_stop_never_waits_on_a_hanging_target_and_a_second_sigint_ends_at_once() {
     assert!(err.contains("abandoning it"), "{err}");
     assert_interrupted(&r, "SIGINT");
     assert_no_leftovers(&before);
+    eprintln!("one Ctrl-C: ended {took:?} after it");
     // A second Ctrl-C while shutting down: no waiting at all.
     let (code, took, r, err, before) = cancelled(
         "goose",
@@ -738,6 +763,7 @@ fn a_stop_never_waits_on_a_hanging_target_and_a_second_sigint_ends_at_once() {
         &[SIGINT, SIGINT],
     );
     assert_eq!(code, Some(130), "{err}");
+    eprintln!("two Ctrl-C: ended {took:?} after the first\n{err}");
     assert!(took < Duration::from_millis(2500), "{took:?}\n{err}");
     assert!(
         err.contains("second Ctrl-C"),
@@ -771,6 +797,7 @@ fn a_run_that_sent_no_request_is_never_a_pass() {
         "  headroom: 20%",
     );
     let (o, r) = run_to_end(&cluster, dir.path(), &sc);
+    eprintln!("findings: {:#}", r["findings"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert_eq!(r["verdict"], "inconclusive");
     assert_eq!(r["load"]["requests"].as_u64(), Some(0), "{}", r["load"]);

@@ -127,7 +127,8 @@ fn error_rate(policy: &Policy, load: &LoadStats) -> Finding {
     f
 }
 
-/// " (status 503 ×1180, 502 ×20)": the three most frequent status codes, when known.
+/// " (status 503 ×1180, 502 ×20)": the three most frequent status codes, when known; requests
+/// without any answer as " (no HTTP response ×1349)".
 fn status_summary(load: &LoadStats) -> String {
     let mut codes: Vec<(u16, u64)> = load.status_codes.iter().map(|(&c, &n)| (c, n)).collect();
     if codes.is_empty() {
@@ -137,14 +138,43 @@ fn status_summary(load: &LoadStats) -> String {
     let shown: Vec<String> = codes
         .iter()
         .take(3)
+        .filter(|(c, _)| *c != 0)
         .map(|(c, n)| format!("{c} ×{n}"))
         .collect();
-    format!(" (status {})", shown.join(", "))
+    // Goose records a request that got no HTTP answer at all (connection refused, reset, timed
+    // out) with status 0.
+    let unanswered = codes
+        .iter()
+        .take(3)
+        .find(|(c, _)| *c == 0)
+        .map(|(_, n)| format!("no HTTP response ×{n}"));
+    let parts: Vec<String> = (!shown.is_empty())
+        .then(|| format!("status {}", shown.join(", ")))
+        .into_iter()
+        .chain(unanswered)
+        .collect();
+    format!(" ({})", parts.join("; "))
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    #[test]
+    fn requests_without_any_answer_are_named_as_such() {
+        let mut run = healthy_run();
+        run.load.requests = 1349;
+        run.load.failures = 1349;
+        run.load.status_codes = BTreeMap::from([(0, 1349)]);
+        let f = one(&run, &Policy::default(), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(
+            f.message
+                .starts_with("all 1349 requests failed (no HTTP response ×1349):"),
+            "{}",
+            f.message
+        );
+    }
     use std::time::Duration;
 
     use super::super::fixtures::*;

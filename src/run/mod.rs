@@ -268,8 +268,17 @@ pub(crate) async fn measure(
                 ))));
             }
             _ = ticker.tick() => {
-                clock.catch_up(&mut p.sampler, p.source.name());
-                let ooms = poll_once(p.source.as_mut(), &mut p.sampler, &mut failures).await;
+                clock.catch_up(&mut p.sampler, &mut failures, p.source.name());
+                // A reading still pending when the load ends is dropped (its tick counts as
+                // missed): a hanging source must not hold up the verdict.
+                let polled = tokio::select! {
+                    o = poll_once(p.source.as_mut(), &mut p.sampler, &mut failures, false) => Ok(o),
+                    res = &mut load_task => Err(res),
+                };
+                let ooms = match polled {
+                    Ok(o) => o,
+                    Err(res) => break res,
+                };
                 if let Some(e) = ooms.first() {
                     stop(&mut ended_early, format!("{} was OOM-killed at {}", e.container, e.at.format("%H:%M:%S")));
                 }
@@ -303,7 +312,7 @@ pub(crate) async fn measure(
                 Some(WorkloadEvent::ServiceExited { container, status, code }) => {
                     if ended_early.is_none() {
                         // The OOM counter may trail the exit by a moment: look once more.
-                        let late = poll_once(p.source.as_mut(), &mut p.sampler, &mut failures).await;
+                        let late = poll_once(p.source.as_mut(), &mut p.sampler, &mut failures, false).await;
                         if late.is_empty() && !restarts.iter().any(|r| r.reason == RestartReason::OomKilled) {
                             restarts.push(RestartEvent {
                                 pod: "local".into(),
@@ -331,8 +340,8 @@ pub(crate) async fn measure(
     };
     progress.finish();
     // One last reading so a peak in the final moments counts.
-    clock.catch_up(&mut p.sampler, p.source.name());
-    restarts.extend(poll_once(p.source.as_mut(), &mut p.sampler, &mut failures).await);
+    clock.catch_up(&mut p.sampler, &mut failures, p.source.name());
+    restarts.extend(poll_once(p.source.as_mut(), &mut p.sampler, &mut failures, true).await);
     // Events that arrived while the load was stopping.
     while let Ok(ev) = p.events.try_recv() {
         match ev {
@@ -467,12 +476,17 @@ impl TickClock {
     }
 
     /// Before a poll: record every tick that fell due since the last one without being polled.
-    fn catch_up(&mut self, sampler: &mut Sampler, source: &str) {
+    fn catch_up(&mut self, sampler: &mut Sampler, failures: &mut Failures, source: &str) {
         let due = missed_ticks(self.origin.elapsed(), self.interval, sampler.ticks);
         for _ in 0..due {
             sampler.record_error(&format!(
                 "the {source} source was still answering an earlier reading when this sampling tick fell due"
             ));
+        }
+        if due > 0 {
+            let now = Utc::now();
+            failures.first.get_or_insert(now);
+            failures.last = Some(now);
         }
     }
 }
@@ -592,24 +606,35 @@ fn dedup_restarts(restarts: &mut Vec<RestartEvent>) {
     });
 }
 
-/// How long the last reading may take once the run was interrupted.
+/// How long a reading may take once the run was interrupted.
 const LAST_LOOK: Duration = Duration::from_secs(1);
+/// How long the last reading after the load may take.
+const FINAL_LOOK: Duration = Duration::from_secs(2);
 
-/// One reading that never holds up a signal: cut short when the run is interrupted, and
-/// bounded by `LAST_LOOK` once it has been (a source that hangs, like a stopped Prometheus,
-/// would otherwise keep the gate waiting for its whole request timeout).
+/// One reading that never holds up a signal or the verdict: cut short when the run is
+/// interrupted, bounded by `LAST_LOOK` once it has been and by `FINAL_LOOK` when it is the
+/// `last` one after the load (a source that hangs, like a stopped Prometheus, would otherwise
+/// keep the gate waiting for its whole request timeout).
 async fn reading(
     source: &mut dyn MemorySource,
+    last: bool,
 ) -> Result<Vec<crate::memory::Observation>, crate::memory::SourceError> {
     use crate::memory::SourceError;
-    if interrupted().is_some() {
-        return tokio::time::timeout(LAST_LOOK, source.poll())
+    let bound = if interrupted().is_some() {
+        Some((LAST_LOOK, "while the gate was shutting down"))
+    } else if last {
+        Some((FINAL_LOOK, "for the last reading after the load"))
+    } else {
+        None
+    };
+    if let Some((limit, when)) = bound {
+        return tokio::time::timeout(limit, source.poll())
             .await
             .unwrap_or_else(|_| {
                 Err(SourceError::Other(format!(
-                    "the {} source did not answer within {} s while the gate was shutting down",
+                    "the {} source did not answer within {} s {when}",
                     source.name(),
-                    LAST_LOOK.as_secs()
+                    limit.as_secs()
                 )))
             });
     }
@@ -629,8 +654,9 @@ async fn poll_once(
     source: &mut dyn MemorySource,
     sampler: &mut Sampler,
     failures: &mut Failures,
+    last: bool,
 ) -> Vec<RestartEvent> {
-    match reading(source).await {
+    match reading(source, last).await {
         Ok(obs) => sampler.record(obs),
         Err(e) => {
             let now = Utc::now();
