@@ -78,6 +78,8 @@ struct Hostile {
     _dir: tempfile::TempDir,
     out: PathBuf,
     output: Output,
+    /// `oomgate check` on the same scenario (it lists pods, containers and a live sample).
+    check: Output,
 }
 
 impl Hostile {
@@ -158,11 +160,19 @@ fn run() -> Option<Hostile> {
         names.contains(&TAG) && names.contains(&"plain"),
         "{names:?}"
     );
+    let check = run_bounded(
+        Command::new(support::oomgate())
+            .args(["check", scenario.to_str().unwrap(), "--kubeconfig"])
+            .arg(cluster.kubeconfig_path()),
+        Duration::from_secs(60),
+    );
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
     Some(Hostile {
         _cluster: cluster,
         _dir: dir,
         out,
         output,
+        check,
     })
 }
 
@@ -380,6 +390,25 @@ fn terminal_output_has_no_escape_byte_from_hostile_names() {
     let o = &h.output;
     assert!(!o.stdout.contains(&0x1b), "ESC in stdout:\n{}", text(o));
     assert!(!o.stderr.contains(&0x1b), "ESC in stderr:\n{}", text(o));
+    let c = &h.check;
+    assert!(
+        !c.stdout.contains(&0x1b),
+        "ESC in check's stdout:\n{}",
+        text(c)
+    );
+    assert!(
+        !c.stderr.contains(&0x1b),
+        "ESC in check's stderr:\n{}",
+        text(c)
+    );
+    let listed = String::from_utf8_lossy(&c.stdout);
+    assert!(
+        listed.contains(CONTAINER_CORE)
+            && !listed
+                .lines()
+                .any(|l| l.trim_start().starts_with("[31mred")),
+        "check lists the hostile container without forging a line:\n{listed}"
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     for core in [CONTAINER_CORE, TAG_CORE] {
         assert!(out.contains(core), "{core} shown on the terminal:\n{out}");

@@ -22,8 +22,8 @@ use crate::model::VpaStatus;
 use crate::scenario::{KubernetesSpec, Scenario, SourceKind, WorkloadRef};
 use crate::units::{format_bytes, format_duration};
 use crate::workload::kubernetes::{self as k8s, PodInfo, ResolvedWorkload};
-use crate::workload::restarts::{watch_restarts, WatchUpdate};
-use crate::workload::vpa::read_vpa;
+use crate::workload::restarts::{check_watch_access, watch_restarts, WatchUpdate};
+use crate::workload::vpa::read_vpa_checked;
 use k8s_openapi::api::core::v1::Pod;
 
 /// The containers of a pod that are measured, as (name, limit, request).
@@ -35,25 +35,31 @@ fn measured(pod: &PodInfo, filter: &[String]) -> Vec<(String, Option<u64>, Optio
         .collect()
 }
 
+/// The VPA the policy asks for; RBAC refusing to list VPAs is an error (the gate must not pass
+/// a comparison it could not make).
 pub(super) async fn read_vpa_for(
     client: &kube::Client,
     sc: &Scenario,
     k: &KubernetesSpec,
-) -> Option<VpaStatus> {
-    let policy = sc.vpa.as_ref()?;
+) -> Result<Option<VpaStatus>, cluster::ClusterError> {
+    let Some(policy) = sc.vpa.as_ref() else {
+        return Ok(None);
+    };
     let (kind, name) = match &k.workload {
         WorkloadRef::Deployment(n) => ("Deployment", n.as_str()),
         WorkloadRef::StatefulSet(n) => ("StatefulSet", n.as_str()),
         WorkloadRef::DaemonSet(n) => ("DaemonSet", n.as_str()),
         WorkloadRef::Selector(_) if policy.name.is_none() => {
-            return Some(VpaStatus::Unavailable {
+            return Ok(Some(VpaStatus::Unavailable {
                 reason: "a workload given by selector has no controller a VPA could target: name the VPA with policy.vpa.name"
                     .into(),
-            })
+            }))
         }
         WorkloadRef::Selector(_) => ("", ""),
     };
-    Some(read_vpa(client, &k.namespace, policy.name.as_deref(), kind, name).await)
+    read_vpa_checked(client, &k.namespace, policy.name.as_deref(), kind, name)
+        .await
+        .map(Some)
 }
 
 fn memory_source(
@@ -126,7 +132,9 @@ pub(super) async fn execute(
     for note in &resolved.notes {
         log::warn!("{note}");
     }
-    let vpa = read_vpa_for(&client, sc, k).await;
+    // Restarts and OOM kills are seen only through a watch on the pods: no run without it.
+    check_watch_access(&client, &k.namespace, &resolved.selector).await?;
+    let vpa = read_vpa_for(&client, sc, k).await?;
     let pods = Arc::new(RwLock::new(
         resolved
             .pods
@@ -306,6 +314,8 @@ pub async fn check(
     access: &ClusterAccess,
     out: &mut dyn Write,
 ) -> Result<()> {
+    // Names come from the cluster: never let one move the cursor or forge a line.
+    let clean = crate::report::sanitize_terminal;
     let client = cluster::connect(access).await?;
     let version = cluster::probe(&client).await?;
     writeln!(out, "  cluster: reachable, Kubernetes {version}")?;
@@ -313,14 +323,18 @@ pub async fn check(
     writeln!(
         out,
         "  workload: {} in namespace {} (selector {})",
-        resolved.description, resolved.namespace, resolved.selector
+        clean(&resolved.description),
+        clean(&resolved.namespace),
+        clean(&resolved.selector)
     )?;
-    let vpa = read_vpa_for(&client, sc, k).await;
+    // The run watches the pods for restarts and OOM kills: that must be allowed too.
+    check_watch_access(&client, &k.namespace, &resolved.selector).await?;
+    let vpa = read_vpa_for(&client, sc, k).await?;
     for pod in &resolved.pods {
         writeln!(
             out,
             "    pod {}{}",
-            pod.name,
+            clean(&pod.name),
             if pod.ready { "" } else { " (not ready)" }
         )?;
         for (c, limit, request) in measured(pod, &k.containers) {
@@ -334,7 +348,8 @@ pub async fn check(
             };
             writeln!(
                 out,
-                "      container {c}: limit {}, allowed peak {}, request {}, VPA target {}",
+                "      container {}: limit {}, allowed peak {}, request {}, VPA target {}",
+                clean(&c),
                 limit.map(format_bytes).unwrap_or_else(|| "none".into()),
                 limit
                     .map(|l| format_bytes(crate::judge::allowed_peak(l, sc.policy.headroom)))
@@ -345,7 +360,7 @@ pub async fn check(
         }
     }
     for note in &resolved.notes {
-        writeln!(out, "  note: {note}")?;
+        writeln!(out, "  note: {}", clean(note))?;
     }
     match &vpa {
         None => {}
@@ -355,7 +370,8 @@ pub async fn check(
             ..
         }) => writeln!(
             out,
-            "  VPA {name}: recommendation present{}",
+            "  VPA {}: recommendation present{}",
+            clean(name),
             if *low_confidence {
                 " (LowConfidence: VPA findings will only warn)"
             } else {
@@ -364,9 +380,10 @@ pub async fn check(
         )?,
         Some(VpaStatus::NoRecommendation { name }) => writeln!(
             out,
-            "  VPA {name}: no recommendation yet (the recommender needs days of history)"
+            "  VPA {}: no recommendation yet (the recommender needs days of history)",
+            clean(name)
         )?,
-        Some(VpaStatus::Unavailable { reason }) => writeln!(out, "  VPA: {reason}")?,
+        Some(VpaStatus::Unavailable { reason }) => writeln!(out, "  VPA: {}", clean(reason))?,
     }
     let pods = Arc::new(RwLock::new(
         resolved
@@ -402,8 +419,8 @@ pub async fn check(
         writeln!(
             out,
             "    live sample: {}/{} working set {} at {}",
-            o.pod,
-            o.container,
+            clean(&o.pod),
+            clean(&o.container),
             format_bytes(o.working_set),
             o.at.format("%H:%M:%S")
         )?;

@@ -72,7 +72,7 @@ pub async fn judge_k6(
     );
     let client = cluster::connect(&ctx.access).await?;
     let resolved = k8s::resolve(&client, k).await?;
-    let vpa = read_vpa_for(&client, sc, k).await;
+    let vpa = read_vpa_for(&client, sc, k).await?;
     // Pods may have been replaced since the run: match the controller's pod names too.
     let mut alternatives: Vec<String> = resolved
         .pods
