@@ -271,13 +271,16 @@ fn a_prometheus_token_works_for_a_full_run_and_never_shows() {
     clear_401(&o);
     search("stdout", &o.stdout);
     search("stderr", &o.stderr);
-    // `run` never passes on it and says 401 the same way. It exits 3 today: a source that does
-    // not answer at preflight is only warned about (src/run/kubernetes.rs) and every tick then
-    // fails, so coverage makes the run inconclusive; exit 2 (configuration error) is what
-    // DESIGN.md's contract suggests for a rejected credential.
+    // `run` stops before the load with exit 2 (a rejected credential is a configuration error)
+    // and says 401 the same way.
     let out2 = dir.path().join("report-wrong");
     let o = run(WRONG_PROM_TOKEN, &out2);
-    assert!(matches!(o.status.code(), Some(2 | 3)), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no load was sent"),
+        "{}",
+        text(&o)
+    );
     clear_401(&o);
     search("stdout", &o.stdout);
     search("stderr", &o.stderr);

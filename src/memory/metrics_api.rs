@@ -124,6 +124,8 @@ impl MemorySource for MetricsApiSource {
 
 /// A metrics API failure as the user should read it.
 pub fn metrics_error(err: kube::Error, namespace: &str) -> SourceError {
+    let denied =
+        matches!(&err, kube::Error::Api(status) if status.code == 401 || status.code == 403);
     let message = match &err {
         kube::Error::Api(status) => match status.code {
             404 => "the metrics API (metrics.k8s.io/v1beta1) is not installed in this cluster (404): install metrics-server, or set memory.source: prometheus".to_string(),
@@ -136,7 +138,11 @@ pub fn metrics_error(err: kube::Error, namespace: &str) -> SourceError {
         },
         _ => classify(err, "list", "pods.metrics.k8s.io", namespace).to_string(),
     };
-    SourceError::Other(message)
+    if denied {
+        SourceError::Denied(message)
+    } else {
+        SourceError::Other(message)
+    }
 }
 
 #[derive(Deserialize)]

@@ -46,6 +46,10 @@ pub enum SourceError {
     },
     #[error("{path}: unexpected content: {detail}")]
     Parse { path: String, detail: String },
+    /// The source refused the gate's credentials (401/403): a configuration error, not a
+    /// passing outage, so a run stops before the load instead of ending inconclusive.
+    #[error("{0}")]
+    Denied(String),
     #[error("{0}")]
     Other(String),
 }

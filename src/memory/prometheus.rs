@@ -454,7 +454,10 @@ impl PrometheusSource {
             .client
             .query_instant(&query)
             .await
-            .map_err(|e| SourceError::Other(e.to_string()))?;
+            .map_err(|e| match e {
+                PromError::Rejected { .. } => SourceError::Denied(e.to_string()),
+                e => SourceError::Other(e.to_string()),
+            })?;
         let mut obs = series_observations(&series, &self.containers_filter);
         obs.retain(|o| pods.contains(&o.pod));
         Ok(obs)

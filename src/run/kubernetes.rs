@@ -143,11 +143,16 @@ pub(super) async fn execute(
             .collect::<Vec<_>>(),
     ));
     let mut source = memory_source(sc, &client, k, &resolved, Arc::clone(&pods))?;
-    // A source that cannot answer now is said loudly; the run goes on and coverage decides.
+    // A source that refuses the gate's credentials is a configuration error: stop before the
+    // load. One that cannot answer now is said loudly; the run goes on and coverage decides.
     let name = source.name();
     tokio::select! {
-        r = source.poll() => if let Err(e) = r {
-            log::warn!("the {name} memory source does not answer: {e}");
+        r = source.poll() => match r {
+            Err(e @ crate::memory::SourceError::Denied(_)) => {
+                anyhow::bail!("the {name} memory source refused the gate's credentials: {e}; no load was sent")
+            }
+            Err(e) => log::warn!("the {name} memory source does not answer: {e}"),
+            Ok(_) => {}
         },
         _ = super::interrupted_wait() => anyhow::bail!("interrupted while probing the {name} memory source; no load was sent"),
     }
