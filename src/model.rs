@@ -216,7 +216,19 @@ pub struct MemoryMeta {
     pub notes: Vec<String>,
 }
 
+/// How the note on failed memory readings (in `MemoryMeta::notes`) starts; the coverage rule
+/// quotes it when it finds too little data.
+pub const READ_FAILURE_NOTE: &str = "memory readings failed";
+
 impl MemoryMeta {
+    /// The note on failed memory readings, when any failed.
+    pub fn read_failures(&self) -> Option<&str> {
+        self.notes
+            .iter()
+            .find(|n| n.starts_with(READ_FAILURE_NOTE))
+            .map(String::as_str)
+    }
+
     pub fn coverage(&self) -> f64 {
         if self.ticks == 0 {
             0.0

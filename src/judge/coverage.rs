@@ -208,9 +208,13 @@ fn ratio(policy: &Policy, run: &Run) -> Finding {
         ))
     } else if coverage < policy.min_coverage {
         let (observed, required) = format_shares(coverage, policy.min_coverage);
+        let why = meta
+            .read_failures()
+            .map(|n| format!("; {n}"))
+            .unwrap_or_default();
         inconclusive(format!(
             "memory data for {observed} of sampling ticks ({of}), below the {required} \
-             required: {UNTRUSTED}"
+             required: {UNTRUSTED}{why}"
         ))
     } else {
         finding(
@@ -358,6 +362,31 @@ mod tests {
             c[0].message,
             "memory data for 61.8% of sampling ticks (42 of 68), below the 90% required: the \
              verdict cannot be trusted"
+        );
+    }
+
+    #[test]
+    fn low_coverage_quotes_why_the_readings_failed() {
+        let mut run = healthy_run();
+        run.memory.ticks = 68;
+        run.memory.ticks_with_data = 42;
+        run.memory.notes = vec![
+            "limit enforced".into(),
+            format!(
+                "{} on 26 of 68 sampling ticks (38.2%) (prometheus source); the last error: \
+                 connection refused",
+                crate::model::READ_FAILURE_NOTE
+            ),
+        ];
+        let v = evaluate(&Policy::default(), &run);
+        let c = coverage(&v);
+        assert!(
+            c[0].message.ends_with(
+                "the verdict cannot be trusted; memory readings failed on 26 of 68 sampling \
+                 ticks (38.2%) (prometheus source); the last error: connection refused"
+            ),
+            "{}",
+            c[0].message
         );
     }
 

@@ -520,7 +520,8 @@ impl Failures {
             _ => String::new(),
         };
         Some(format!(
-            "memory readings failed on {} of {} sampling ticks ({}){span} ({source} source); the last error: {}",
+            "{} on {} of {} sampling ticks ({}){span} ({source} source); the last error: {}",
+            crate::model::READ_FAILURE_NOTE,
             sampler.failed_ticks,
             sampler.ticks,
             crate::judge::format_share(sampler.failed_ticks as f64 / sampler.ticks.max(1) as f64),
