@@ -256,3 +256,54 @@ fn a_sigkilled_gate_takes_its_service_down_and_the_next_run_sweeps_its_cgroup() 
     );
     assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
 }
+
+#[test]
+fn a_sigterm_as_the_load_starts_still_stops_it_at_once() {
+    if !require_cgroups() {
+        return;
+    }
+    // The signal lands while the service has just become ready and Goose is starting (Goose
+    // clears its killswitch as an attack starts; the stop must survive that).
+    let case = Case::new(&scenario("[{ duration: 60s, users: 2 }]"));
+    let mut child = Command::new(support::oomgate())
+        .args([
+            "run",
+            case.scenario.to_str().unwrap(),
+            "--out",
+            case.out_dir().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listener_pid(case.port).is_none() {
+        assert!(Instant::now() < deadline, "the service never listened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The readiness probe runs every 100 ms; the load starts right after it succeeds.
+    std::thread::sleep(Duration::from_millis(
+        std::env::var("OOMGATE_TEST_SIGNAL_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120),
+    ));
+    assert_eq!(unsafe { libc_kill(child.id() as i32, 15) }, 0);
+    let signalled = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if signalled.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("a SIGTERM as the load started did not stop the 60 s run");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    // Interrupted before the load began there is nothing to report; after, a partial report.
+    if case.out_dir().join("report.json").exists() {
+        let r = case.report();
+        assert_ne!(r["verdict"], "pass", "{r:#}");
+    }
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}

@@ -134,12 +134,21 @@ impl GooseDriver {
 
     async fn execute(self, live: Arc<LiveCounters>) -> Result<LoadOutcome, LoadError> {
         let attack = self.attack(&live)?;
+        // Goose clears its killswitch as an attack starts, so a stop requested just before (a
+        // signal, a refused watch) would be lost: re-assert it while the attack runs.
+        let reassert = tokio::spawn(async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Some(reason) = super::stop_reason() {
+                    ::goose::trigger_killswitch(&reason);
+                }
+            }
+        });
         let metrics = {
             let _guard = crate::stdout_guard::StdoutToStderr::new();
-            attack
-                .execute()
-                .await
-                .map_err(|e| LoadError::Goose(e.to_string()))?
+            let result = attack.execute().await;
+            reassert.abort();
+            result.map_err(|e| LoadError::Goose(e.to_string()))?
         };
         let finished = metrics
             .history
