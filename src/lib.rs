@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod demo_service;
+pub mod fuzz_entry;
 pub mod judge;
 pub mod k6;
 pub mod load;

@@ -1,0 +1,4 @@
+//! Fuzz target: `oomgate::fuzz_entry::k6_lines` (see docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oomgate::fuzz_entry::k6_lines(data));
