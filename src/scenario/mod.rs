@@ -205,12 +205,19 @@ pub fn parse(
     let raw: raw::ScenarioFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
-        let (line, column) = match inner.location() {
-            Some(loc) => {
+        let message = clean_yaml_message(&inner.to_string(), &field);
+        // A duplicate key: the parser points at the mapping's start; point at the repeat.
+        let repeat = message
+            .strip_prefix("duplicate field `")
+            .and_then(|rest| rest.split_once('`'))
+            .and_then(|(key, _)| locate::locate_repeat(text, &field, key));
+        let (line, column) = match (repeat, inner.location()) {
+            (Some((l, c)), _) => (Some(l), Some(c)),
+            (None, Some(loc)) => {
                 let (l, c) = expanded.original_position(loc.line(), loc.column());
                 (Some(l), Some(c))
             }
-            None => match locate::locate(text, &field) {
+            (None, None) => match locate::locate(text, &field) {
                 Some((l, c)) => (Some(l), Some(c)),
                 None => (None, None),
             },
@@ -219,7 +226,7 @@ pub fn parse(
             file: file.to_path_buf(),
             line,
             column,
-            message: clean_yaml_message(&inner.to_string(), &field),
+            message,
             field: if field == "." { String::new() } else { field },
         }
     })?;
