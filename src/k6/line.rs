@@ -116,6 +116,11 @@ fn unescape(raw: RawStr<'_>) -> Option<Cow<'_, [u8]>> {
 /// The fast path: `None` means "not sure, ask serde_json".
 #[inline]
 fn fast_line(line: &[u8], agg: &mut Aggregate) -> Option<Handled> {
+    // serde_json rejects invalid UTF-8 anywhere in a string; the scanner does not decode, so
+    // such a line goes to serde_json (is_ascii runs at memory speed; real k6 lines are ASCII).
+    if !line.is_ascii() && std::str::from_utf8(line).is_err() {
+        return None;
+    }
     let mut c = Cursor::new(line);
     c.ws();
     if !c.eat(b'{') {
@@ -129,8 +134,23 @@ fn fast_line(line: &[u8], agg: &mut Aggregate) -> Option<Handled> {
     let mut is_point = false;
     let mut deferred_data: Option<usize> = None;
     let mut point: Option<PointRef<'_>> = None;
+    let mut skipped = false;
+    let mut seen = [false; 3]; // metric, type, data
     loop {
         let key = c.key()?;
+        // A repeated member: serde_json keeps the last one, this scanner may already have used
+        // the first. Rare enough to hand to serde_json.
+        let slot = match key {
+            b"metric" => Some(0),
+            b"type" => Some(1),
+            b"data" => Some(2),
+            _ => None,
+        };
+        if let Some(i) = slot {
+            if std::mem::replace(&mut seen[i], true) {
+                return None;
+            }
+        }
         match key {
             b"metric" => {
                 let m = c.string()?;
@@ -149,12 +169,15 @@ fn fast_line(line: &[u8], agg: &mut Aggregate) -> Option<Handled> {
             b"data" => match metric {
                 Some(m) if is_point => {
                     let kind = Kind::of(m);
+                    // A metric the aggregates do not use is still checked as serde_json's path
+                    // checks it (valid JSON, a time, a value): a corrupted line is never
+                    // counted as a point.
+                    let p = data(&mut c, kind)?;
                     if kind == Kind::Skip {
-                        // Same timestamp as a point that is read in full; only make sure the
-                        // line is a complete object.
-                        return trailing_brace(line).then_some(Handled::Skipped);
+                        skipped = true;
+                    } else {
+                        point = Some(p);
                     }
-                    point = Some(data(&mut c, kind)?);
                 }
                 _ => {
                     deferred_data = Some(c.pos);
@@ -170,28 +193,25 @@ fn fast_line(line: &[u8], agg: &mut Aggregate) -> Option<Handled> {
     if !c.at_end() || !is_point {
         return None;
     }
+    if skipped {
+        return Some(Handled::Skipped);
+    }
     let metric = metric?;
     let point = match (point, deferred_data) {
         (Some(p), _) => p,
         (None, Some(pos)) => {
             let kind = Kind::of(metric);
+            let mut d = Cursor { buf: line, pos };
+            let p = data(&mut d, kind)?;
             if kind == Kind::Skip {
                 return Some(Handled::Skipped);
             }
-            let mut d = Cursor { buf: line, pos };
-            data(&mut d, kind)?
+            p
         }
         (None, None) => return None,
     };
     agg.apply_point(&point);
     Some(Handled::Point)
-}
-
-fn trailing_brace(line: &[u8]) -> bool {
-    line.iter()
-        .rev()
-        .find(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-        == Some(&b'}')
 }
 
 /// Reads a Point's `data` object.

@@ -109,13 +109,23 @@ impl<'a> Cursor<'a> {
                 b'\\' => {
                     escaped = true;
                     let next = *self.buf.get(self.pos + 1)?;
-                    if !matches!(
-                        next,
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u'
-                    ) {
-                        return None;
+                    match next {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 2,
+                        b'u' => {
+                            // Four hex digits, and not a surrogate: pairs (and lone halves,
+                            // which serde_json rejects) are left to serde_json.
+                            let hex = self.buf.get(self.pos + 2..self.pos + 6)?;
+                            let code = std::str::from_utf8(hex)
+                                .ok()
+                                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                                .and_then(|h| u16::from_str_radix(h, 16).ok())?;
+                            if (0xD800..0xE000).contains(&code) {
+                                return None;
+                            }
+                            self.pos += 6;
+                        }
+                        _ => return None,
                     }
-                    self.pos += 2;
                 }
                 _ => return None, // raw control character
             }

@@ -46,8 +46,50 @@ fn is_content(line: &str) -> bool {
     !t.is_empty() && !t.starts_with('#') && t != "---"
 }
 
-/// The 1-based (line, column) of the node at `path`, or of its deepest ancestor found.
+/// The 1-based (line, column) of the node at `path`, or of its deepest ancestor found; the
+/// column counts characters, as the YAML parser's do.
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    let (line, byte_col) = locate_bytes(text, path)?;
+    let l = text.lines().nth(line - 1).unwrap_or("");
+    let prefix = &l[..l.floor_char_boundary((byte_col - 1).min(l.len()))];
+    Some((line, prefix.chars().count() + 1))
+}
+
+/// Keeps a 1-based position inside `text`, counting lines as YAML does (`\n`, `\r\n`, `\r`,
+/// NEL, LS, PS) and columns in characters: a parser error "at the end of the input" points just
+/// past the last character, never at a line that does not exist.
+pub fn clamp(text: &str, line: usize, column: Option<usize>) -> (usize, Option<usize>) {
+    let lines = yaml_lines(text);
+    let last = lines.len();
+    if line > last {
+        let width = lines[last - 1].chars().count();
+        return (last, column.map(|_| width + 1));
+    }
+    let line = line.max(1);
+    let width = lines[line - 1].chars().count();
+    (line, column.map(|c| c.clamp(1, width + 1)))
+}
+
+/// The text split at YAML line breaks (a text always has at least one, possibly empty, line).
+fn yaml_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\r' && matches!(chars.peek(), Some((_, '\n'))) {
+            chars.next();
+        }
+        if matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+            lines.push(&text[start..i]);
+            start = chars.peek().map_or(text.len(), |&(j, _)| j);
+        }
+    }
+    lines.push(&text[start..]);
+    lines
+}
+
+/// [`locate`] with the column as a byte offset + 1.
+fn locate_bytes(text: &str, path: &str) -> Option<(usize, usize)> {
     let lines: Vec<&str> = text.lines().collect();
     // Scope: lines [start, end), and the column where this node's content begins on `start`.
     let (mut start, mut end, mut col) = (0usize, lines.len(), 0usize);
@@ -74,8 +116,11 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
             return found;
         }
         // The indentation of direct children: the first content line's content column.
-        let Some(first) = (start..end).find(|&i| is_content(&lines[i][col.min(lines[i].len())..]))
-        else {
+        // `col` is a byte offset into line `start` only; the lines below start at their indent.
+        let Some(first) = (start..end).find(|&i| {
+            let from = if i == start { col } else { 0 };
+            is_content(lines[i].get(from..).unwrap_or(""))
+        }) else {
             return found;
         };
         let child_col = if first == start {
@@ -266,6 +311,15 @@ mod tests {
         let flow = "target: { url: a, url: b }\n";
         assert_eq!(locate_repeat(flow, ".", "url"), None);
         assert_eq!(locate_repeat(flow, "target", "url"), Some((1, 19)));
+    }
+
+    #[test]
+    fn columns_count_characters_and_positions_stay_in_the_text() {
+        assert_eq!(locate("näme: x\nname: ü\n", "name"), Some((2, 7)));
+        assert_eq!(locate("a:\n  b: [x]\n  üü: 1\n", "a.b"), Some((2, 6)));
+        assert_eq!(clamp("name: tx\narge", 3, Some(1)), (2, Some(5)));
+        assert_eq!(clamp("a\rbb\u{2028}ccc", 3, Some(9)), (3, Some(4)));
+        assert_eq!(clamp("", 0, None), (1, None));
     }
 
     #[test]

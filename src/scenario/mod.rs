@@ -187,8 +187,25 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario, ScenarioErro
     parse(path, &text, overrides, |name| std::env::var(name).ok())
 }
 
-/// Parse scenario text (`file` is used for messages and to resolve relative paths).
+/// Parse scenario text (`file` is used for messages and to resolve relative paths). An error's
+/// position always lies inside the text.
 pub fn parse(
+    file: &Path,
+    text: &str,
+    overrides: &Overrides,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Scenario, ScenarioError> {
+    parse_unclamped(file, text, overrides, lookup).map_err(|mut e| {
+        if let Some(line) = e.line {
+            let (line, column) = locate::clamp(text, line, e.column);
+            e.line = Some(line);
+            e.column = column;
+        }
+        e
+    })
+}
+
+fn parse_unclamped(
     file: &Path,
     text: &str,
     overrides: &Overrides,
@@ -233,13 +250,35 @@ pub fn parse(
     validate::validate(file, text, raw, overrides)
 }
 
+/// Removes every " at line L column C" (serde_yaml_ng's own positions, which we print ourselves
+/// and which may lie past the end of the text).
+fn strip_positions(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + " at line ".len()..];
+        let after_line = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+        rest = match after_line.strip_prefix(" column ") {
+            Some(col) if after_line.len() < tail.len() => {
+                col.trim_start_matches(|c: char| c.is_ascii_digit())
+            }
+            _ if after_line.len() < tail.len() => after_line,
+            _ => {
+                out.push_str(" at line ");
+                tail
+            }
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 /// serde_yaml_ng appends " at line L column C" and may prefix its own (parent) path; we print
 /// both ourselves.
 fn clean_yaml_message(msg: &str, field: &str) -> String {
-    let mut m = msg;
-    if let Some(i) = m.rfind(" at line ") {
-        m = &m[..i];
-    }
+    let stripped = strip_positions(msg);
+    let mut m = stripped.as_str();
     if let Some((head, tail)) = m.split_once(": ") {
         if !head.contains(' ') && (head == "." || field.starts_with(head)) {
             m = tail;
