@@ -51,8 +51,9 @@ fn is_content(line: &str) -> bool {
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     let (line, byte_col) = locate_bytes(text, path)?;
     let l = text.lines().nth(line - 1).unwrap_or("");
-    let prefix = &l[..l.floor_char_boundary((byte_col - 1).min(l.len()))];
-    Some((line, prefix.chars().count() + 1))
+    let byte = byte_col - 1;
+    let chars = l.char_indices().take_while(|&(i, _)| i < byte).count();
+    Some((line, chars + 1))
 }
 
 /// Keeps a 1-based position inside `text`, counting lines as YAML does (`\n`, `\r\n`, `\r`,
