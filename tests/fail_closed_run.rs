@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
-use support::prometheus::{require_prometheus, Prometheus};
+use support::prometheus::{prometheus_for, require_prometheus};
 use support::{findings, run_bounded, text};
 
 const WORK: &str = "  requests:\n    - { name: work, path: /api/work, expect_status: 200 }\n  think_time: 10ms..30ms";
@@ -194,21 +194,6 @@ const SIGTERM: i32 = 15;
 // ---------------------------------------------------------------------------------------------
 // 1. Prometheus killed mid-run
 // ---------------------------------------------------------------------------------------------
-
-/// A real Prometheus scraping the rig, with the pods' series, and the memory section for it.
-fn prometheus_for(cluster: &SimCluster, pods: usize) -> (Prometheus, String) {
-    let prom = Prometheus::start(&[cluster.metrics_target()]);
-    prom.wait_for_series(
-        "container_memory_working_set_bytes{container=\"app\"}",
-        pods,
-        Duration::from_secs(20),
-    );
-    let memory = format!(
-        "  source: prometheus\n  interval: 1s\n  prometheus: {{ url: \"{}\" }}",
-        prom.url
-    );
-    (prom, memory)
-}
 
 /// Runs a 20 s load with memory from Prometheus and kills Prometheus `kill_after` after the
 /// load started (the first stage's start in the report); returns the exit code, the report,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, MetricsMode, PodTemplate, SimCluster, MI,
 };
-use support::prometheus::{require_prometheus, Prometheus};
+use support::prometheus::{prometheus_for, require_prometheus};
 use support::{findings, run_bounded, text};
 
 const STAGES: &str = "[{ duration: 2s, users: 4 }, { duration: 6s, users: 4 }]";
@@ -47,22 +47,6 @@ policy:
     let path = dir.path().join("scenario.yaml");
     std::fs::write(&path, text).unwrap();
     (dir, path)
-}
-
-/// A real Prometheus scraping the rig, ready with the pods' series, and the scenario's memory
-/// section pointing at it.
-fn prometheus_for(cluster: &SimCluster, pods: usize) -> (Prometheus, String) {
-    let prom = Prometheus::start(&[cluster.metrics_target()]);
-    prom.wait_for_series(
-        "container_memory_working_set_bytes{container=\"app\"}",
-        pods,
-        Duration::from_secs(20),
-    );
-    let memory = format!(
-        "  source: prometheus\n  interval: 1s\n  prometheus: {{ url: \"{}\" }}",
-        prom.url
-    );
-    (prom, memory)
 }
 
 const METRICS_API: &str = "  source: metrics-api\n  interval: 1s";

@@ -152,3 +152,19 @@ pub fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
         .unwrap_or_default();
     Some((code, body))
 }
+
+/// A real Prometheus scraping the simulated cluster's cAdvisor endpoint, ready with `pods`
+/// series of the `app` container, and the scenario's memory section (1 s interval) for it.
+pub fn prometheus_for(cluster: &super::cluster::SimCluster, pods: usize) -> (Prometheus, String) {
+    let prom = Prometheus::start(&[cluster.metrics_target()]);
+    prom.wait_for_series(
+        "container_memory_working_set_bytes{container=\"app\"}",
+        pods,
+        Duration::from_secs(20),
+    );
+    let memory = format!(
+        "  source: prometheus\n  interval: 1s\n  prometheus: {{ url: \"{}\" }}",
+        prom.url
+    );
+    (prom, memory)
+}
