@@ -224,17 +224,25 @@ fn parse_unclamped(
         let inner = e.into_inner();
         let message = clean_yaml_message(&inner.to_string(), &field);
         // A duplicate key: the parser points at the mapping's start; point at the repeat.
-        let repeat = message
+        let parent = if field == "." || field == "?" {
+            String::new()
+        } else {
+            field
+        };
+        let duplicate = message
             .strip_prefix("duplicate field `")
             .and_then(|rest| rest.split_once('`'))
-            .and_then(|(key, _)| locate::locate_repeat(text, &field, key));
+            .map(|(key, _)| key.to_string());
+        let repeat = duplicate
+            .as_deref()
+            .and_then(|key| locate::locate_repeat(text, &parent, key));
         let (line, column) = match (repeat, inner.location()) {
             (Some((l, c)), _) => (Some(l), Some(c)),
             (None, Some(loc)) => {
                 let (l, c) = expanded.original_position(loc.line(), loc.column());
                 (Some(l), Some(c))
             }
-            (None, None) => match locate::locate(text, &field) {
+            (None, None) => match locate::locate(text, &parent) {
                 Some((l, c)) => (Some(l), Some(c)),
                 None => (None, None),
             },
@@ -244,7 +252,12 @@ fn parse_unclamped(
             line,
             column,
             message,
-            field: if field == "." { String::new() } else { field },
+            // A duplicate names the repeated key itself (`load.stages`), not its mapping.
+            field: match duplicate {
+                Some(key) if parent.is_empty() => key,
+                Some(key) => format!("{parent}.{key}"),
+                None => parent,
+            },
         }
     })?;
     validate::validate(file, text, raw, overrides)
