@@ -72,12 +72,17 @@ fn generated_bad_scenarios_are_rejected_without_panic() {
         (
             "deep.yaml",
             format!("name: {}{}\n", "[".repeat(2000), "]".repeat(2000)),
-            "expected a string",
+            "nested deeper than 64 levels",
         ),
         (
             "deep_unclosed.yaml",
             format!("name: {}\n", "{a: [".repeat(2000)),
-            "",
+            "nested deeper than 64 levels",
+        ),
+        (
+            "not_too_deep.yaml",
+            format!("name: {}{}\n", "[".repeat(60), "]".repeat(60)),
+            "expected a string",
         ),
     ];
     for (file, body, fragment) in cases {

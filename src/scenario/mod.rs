@@ -218,6 +218,19 @@ fn parse_unclamped(
         field: locate::field_at_line(text, e.line),
         message: e.message,
     })?;
+    if let Some((line, column)) = too_deep(&expanded.text) {
+        let (line, column) = expanded.original_position(line, column);
+        return Err(ScenarioError {
+            file: file.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            field: locate::field_at_line(text, line),
+            message: format!(
+                "brackets nested deeper than {MAX_FLOW_DEPTH} levels; a scenario needs a few \
+                 at most: check for an unclosed `[` or `{{`"
+            ),
+        });
+    }
     let de = serde_yaml_ng::Deserializer::from_str(&expanded.text);
     let raw: raw::ScenarioFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -261,6 +274,49 @@ fn parse_unclamped(
         }
     })?;
     validate::validate(file, text, raw, overrides)
+}
+
+/// How deep `[`/`{` may nest. The YAML parser's time grows with the square of the depth
+/// (100 000 levels took 38 s), so a pathological file is refused before it is parsed.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// The 1-based (line, column) of the first bracket nested deeper than [`MAX_FLOW_DEPTH`], if
+/// any. Brackets inside quoted scalars and comments do not count; the count is only a guard, not
+/// a YAML parser.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = ' ';
+    for c in text.chars() {
+        col += 1;
+        if c == '\n' {
+            // A quoted scalar may span lines; a comment ends here.
+            (line, col, comment, prev) = (line + 1, 0, false, ' ');
+            continue;
+        }
+        match quote {
+            Some(q) if c == q && prev != '\\' => quote = None,
+            Some(_) => {}
+            None if comment => {}
+            None => match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '"' | '\'' if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':' | '-') => {
+                    quote = Some(c)
+                }
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some((line, col));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = if prev == '\\' && c == '\\' { ' ' } else { c };
+    }
+    None
 }
 
 /// Removes every " at line L column C" (serde_yaml_ng's own positions, which we print ourselves

@@ -292,3 +292,34 @@ fn yaml_syntax_errors_point_at_the_spot() {
         "{e}"
     );
 }
+
+#[test]
+fn brackets_nested_too_deep_are_refused_before_parsing() {
+    let deep = format!(
+        "name: x\nload: {{ stages: {}{} }}\n",
+        "[".repeat(65),
+        "]".repeat(65)
+    );
+    let started = std::time::Instant::now();
+    let e = err(&deep);
+    assert!(e.starts_with("s.yaml:2:"), "{e}");
+    assert!(e.contains("nested deeper than 64 levels"), "{e}");
+    // The 64th level is still parsed (and rejected for its type, not its depth).
+    let ok_depth = format!(
+        "name: x\nload: {{ stages: {}{} }}\n",
+        "[".repeat(62),
+        "]".repeat(62)
+    );
+    assert!(!err(&ok_depth).contains("nested deeper"));
+    // Brackets inside quoted scalars and comments are text.
+    let quoted = format!(
+        "name: \"{}\" # {}\nload: [\n",
+        "[".repeat(100),
+        "{".repeat(100)
+    );
+    assert!(!err(&quoted).contains("nested deeper"), "{}", err(&quoted));
+    // A 200 KB file of brackets answers at once (parsed, it took 38 s).
+    let huge = format!("name: {}\n", "[".repeat(200_000));
+    assert!(err(&huge).contains("nested deeper"));
+    eprintln!("took {:?}", started.elapsed());
+}
