@@ -201,7 +201,11 @@ pub(crate) fn read_blocks<R: Read + Send>(
                     return Ending::Stopped;
                 }
                 let mut buf = back_rx.try_recv().unwrap_or_default();
-                let want = (tail.len() + BLOCK / 2).max(BLOCK);
+                // Blocks start at 64 KiB and double up to BLOCK: a small file (a fuzz input, a
+                // short run) does not zero 4 MiB buffers, a big one reaches full blocks at once.
+                let block = ((64usize << 10) << seq.min(6)).min(BLOCK);
+                // A long line carried over grows the buffer by half of itself: linear copying.
+                let want = (tail.len() + block.max(tail.len()) / 2).max(block);
                 if buf.len() < want {
                     buf.resize(want, 0);
                 }

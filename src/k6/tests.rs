@@ -451,3 +451,31 @@ fn the_block_pipeline_numbers_lines_across_blocks() {
         s.warnings
     );
 }
+
+#[test]
+fn a_line_longer_than_many_blocks_is_read_whole() {
+    // Blocks start at 64 KiB; a 9 MB line is carried over several reads and must arrive whole.
+    let long = format!(
+        "{{\"metric\":\"http_reqs\",\"type\":\"Point\",\"data\":{{\"time\":\"2024-01-01T00:00:01Z\",\"value\":1,\"tags\":{{\"name\":\"{}\",\"status\":\"200\"}}}}}}\n",
+        "x".repeat(9_000_000)
+    );
+    let text = format!("{}{long}{}", sample_run(), sample_run());
+    let opts = ReadOptions {
+        threads: 2,
+        ..ReadOptions::default()
+    };
+    for input in [text.clone().into_bytes(), {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        enc.finish().unwrap()
+    }] {
+        let agg = read_stream("s", std::io::Cursor::new(input), &opts).unwrap();
+        let s = summarize(&agg, None);
+        assert_eq!(s.stats.lines, text.lines().count() as u64);
+        assert_eq!(s.stats.skipped_lines, 0);
+        assert!(
+            s.per_request.iter().any(|r| r.name.len() == 9_000_000),
+            "the long name was not read whole"
+        );
+    }
+}
