@@ -114,7 +114,8 @@ impl<C: Counter> Trend<C> {
     pub fn record(&mut self, ms: f64) {
         self.count += 1;
         let ns = ms * 1e6;
-        self.sum_ns += ns.round() as i128;
+        // Saturating: a hostile file (values of 1e300) must not overflow the sum.
+        self.sum_ns = self.sum_ns.saturating_add(ns.round() as i128);
         self.min_ms = self.min_ms.min(ms);
         self.max_ms = self.max_ms.max(ms);
         let units = (ns / self.unit_ns).round().clamp(0.0, MAX_RECORDABLE_NS) as u64;
@@ -130,7 +131,7 @@ impl<C: Counter> Trend<C> {
     pub fn merge(&mut self, o: &Trend<C>) {
         debug_assert_eq!(self.unit_ns, o.unit_ns);
         self.count += o.count;
-        self.sum_ns += o.sum_ns;
+        self.sum_ns = self.sum_ns.saturating_add(o.sum_ns);
         self.min_ms = self.min_ms.min(o.min_ms);
         self.max_ms = self.max_ms.max(o.max_ms);
         let _ = self.hist.add(&o.hist);
@@ -412,8 +413,14 @@ impl Aggregate {
                 self.requests += p.value;
                 let n = p.value.round().max(0.0) as u64;
                 match p.status {
-                    Some(s) if (s as usize) < 600 => self.status_fast[s as usize] += n,
-                    Some(s) => *self.status_other.entry(s).or_default() += n,
+                    Some(s) if (s as usize) < 600 => {
+                        let c = &mut self.status_fast[s as usize];
+                        *c = c.saturating_add(n);
+                    }
+                    Some(s) => {
+                        let c = self.status_other.entry(s).or_default();
+                        *c = c.saturating_add(n);
+                    }
                     None => {}
                 }
                 self.names.get_mut(name, NameStats::new).requests += p.value;
@@ -507,10 +514,11 @@ impl Aggregate {
         self.last_ns = self.last_ns.max(o.last_ns);
         self.requests += o.requests;
         for (a, b) in self.status_fast.iter_mut().zip(o.status_fast.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         for (s, n) in o.status_other {
-            *self.status_other.entry(s).or_default() += n;
+            let c = self.status_other.entry(s).or_default();
+            *c = c.saturating_add(n);
         }
         self.failed_points += o.failed_points;
         self.failed_sum += o.failed_sum;

@@ -238,6 +238,8 @@ fn data<'a>(c: &mut Cursor<'a>, kind: Kind) -> Option<PointRef<'a>> {
                 }
                 b"value" => value = Some(c.number()?),
                 b"tags" => match kind.wants_name() {
+                    // A repeated `tags`: serde_json keeps the last one, whatever it holds.
+                    _ if name.is_some() || status.is_some() => return None,
                     Some(name_key) if c.peek() == Some(b'{') => {
                         let (n, s) = tags(c, name_key, kind == Kind::HttpReqs)?;
                         name = n;
@@ -282,7 +284,12 @@ fn tags<'a>(
     loop {
         let key = c.key()?;
         if c.peek() != Some(b'"') {
-            c.skip_value()?; // a non-string tag value: not ours to judge
+            // A non-string tag value: not ours to judge, unless it repeats (and so replaces, as
+            // serde_json reads it) the tag we keep.
+            if key == name_key || (want_status && key == b"status") {
+                return None;
+            }
+            c.skip_value()?;
         } else {
             let v = c.string()?;
             if key == name_key {

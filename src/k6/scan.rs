@@ -306,8 +306,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Long numbers and exponents: serde_json's own parser, so both paths round alike (serde_json
+/// without `float_roundtrip` is not always exactly rounded) and both refuse what overflows.
 fn slow_number(text: &[u8]) -> Option<f64> {
-    std::str::from_utf8(text).ok()?.parse::<f64>().ok()
+    serde_json::from_slice::<f64>(text).ok()
 }
 
 /// Parses a tag value made of ASCII digits (an HTTP status) into a u16.

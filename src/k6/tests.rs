@@ -161,10 +161,21 @@ fn numbers_match_the_standard_parser() {
         "12345678901234567890",
         "0.1234567890123456789",
         "9007199254740993",
+        // serde_json (without float_roundtrip) rounds these differently from str::parse; the
+        // scanner must agree with serde_json, the authoritative path.
+        "3e23",
+        "0.12345678901234567",
+        "9583204168252305555862588",
+        "1e-400",
     ] {
         let mut c = Cursor::new(s.as_bytes());
-        assert_eq!(c.number(), Some(s.parse::<f64>().unwrap()), "{s}");
+        assert_eq!(c.number(), serde_json::from_str::<f64>(s).ok(), "{s}");
         assert!(c.at_end());
+    }
+    // Out of f64's range: refused, as serde_json refuses it.
+    for big in ["1E400", &"9".repeat(400)] {
+        assert!(serde_json::from_str::<f64>(big).is_err());
+        assert_eq!(Cursor::new(big.as_bytes()).number(), None, "{big}");
     }
     for bad in ["01", "1.", "-", ".5", "1e"] {
         let mut c = Cursor::new(bad.as_bytes());

@@ -288,20 +288,32 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
     let mut quote: Option<char> = None;
     let mut comment = false;
     let mut prev = ' ';
+    // The last non-blank character on this line outside quotes ('\n' at its start): a quote
+    // opens a scalar only after `:`, `-`, `[`, `{`, `,` or at the start, not inside `it's`.
+    let mut last_sig = '\n';
     for c in text.chars() {
         col += 1;
-        if c == '\n' {
-            // A quoted scalar may span lines; a comment ends here.
-            (line, col, comment, prev) = (line + 1, 0, false, ' ');
+        if matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+            // A quoted scalar may span lines; a comment ends at any YAML line break.
+            (comment, prev, last_sig) = (false, ' ', '\n');
+            if c == '\n' {
+                (line, col) = (line + 1, 0);
+            }
             continue;
         }
         match quote {
-            Some(q) if c == q && prev != '\\' => quote = None,
+            // Double quotes escape with a backslash; single quotes only with '' (which closes
+            // and at once reopens here, the same thing for counting).
+            Some('"') if c == '"' && prev != '\\' => quote = None,
+            Some('\'') if c == '\'' => quote = None,
             Some(_) => {}
             None if comment => {}
             None => match c {
                 '#' if prev.is_whitespace() => comment = true,
-                '"' | '\'' if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':' | '-') => {
+                '"' | '\''
+                    if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':' | '-')
+                        && matches!(last_sig, '\n' | ':' | '-' | '[' | '{' | ',') =>
+                {
                     quote = Some(c)
                 }
                 '[' | '{' => {
@@ -313,6 +325,9 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
                 ']' | '}' => depth = depth.saturating_sub(1),
                 _ => {}
             },
+        }
+        if quote.is_none() && !c.is_whitespace() {
+            last_sig = c;
         }
         prev = if prev == '\\' && c == '\\' { ' ' } else { c };
     }

@@ -318,6 +318,21 @@ fn brackets_nested_too_deep_are_refused_before_parsing() {
         "{".repeat(100)
     );
     assert!(!err(&quoted).contains("nested deeper"), "{}", err(&quoted));
+    // Nothing hides deep brackets: a comment ended by a lone \r, a backslash at the end of a
+    // single-quoted scalar, an apostrophe inside a plain scalar.
+    let deep = "[".repeat(100);
+    for hiding in [
+        format!("name: x #\r{deep}\n"),
+        format!("name: 'C:\\'\nload: {deep}\n"),
+        format!("name: x 'y\nload: {deep}\n"),
+        format!("name: it's\nload: {deep}\n"),
+    ] {
+        assert!(
+            err(&hiding).contains("nested deeper"),
+            "{hiding:?}: {}",
+            err(&hiding)
+        );
+    }
     // A 200 KB file of brackets answers at once (parsed, it took 38 s).
     let huge = format!("name: {}\n", "[".repeat(200_000));
     assert!(err(&huge).contains("nested deeper"));
