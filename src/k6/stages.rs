@@ -111,7 +111,7 @@ pub(crate) fn reconstruct_stages(
             }),
         }
     }
-    let total_secs = ((last_ns - first_ns) / NS).max(1);
+    let total_secs = (last_ns.saturating_sub(first_ns) / NS).max(1);
     let hold_min = (total_secs / 20).max(2);
     let len = |r: &Run| r.last_sec - r.first_sec + 1;
     // A plateau is a hold when it lasts; one inside a ramp (lower before, higher after, or the
@@ -194,7 +194,7 @@ pub(crate) fn reconstruct_stages(
                 index,
                 from_users: from,
                 to_users: to,
-                duration: Duration::from_nanos((end - start).max(0) as u64),
+                duration: Duration::from_nanos(end.saturating_sub(start).max(0) as u64),
             },
             start: ts(start),
             end: ts(end),

@@ -176,8 +176,9 @@ fn rate(count: f64, span_ns: i64) -> f64 {
 /// the stages are reconstructed from the `vus` timeline.
 pub fn summarize(agg: &Aggregate, stages: Option<&[(Duration, u32)]>) -> K6Summary {
     let has_points = agg.first_ns <= agg.last_ns;
+    // Saturating: points 330 years apart (a corrupted year) overflow i64 nanoseconds.
     let span = if has_points {
-        agg.last_ns - agg.first_ns
+        agg.last_ns.saturating_sub(agg.first_ns)
     } else {
         0
     };
