@@ -138,7 +138,7 @@ pub(crate) fn reconstruct_stages(
     for (i, h) in holds.iter().enumerate() {
         let starts_run = i == 0
             && samples.first().map(|s| s.0) == Some(h.first_sec)
-            && h.first_sec * NS <= first_ns + 3 * NS / 2;
+            && h.first_sec * NS <= first_ns.saturating_add(3 * NS / 2);
         if starts_run {
             anchors[0] = (first_ns, h.users);
         } else {

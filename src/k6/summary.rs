@@ -356,7 +356,7 @@ fn stage_stats(agg: &Aggregate, windows: Vec<StageWindow>) -> Vec<StageSummary> 
             StageSummary {
                 requests: req.round() as u64,
                 failures: fail.round() as u64,
-                rps: rate(req, e - s),
+                rps: rate(req, e.saturating_sub(s)),
                 duration: trend_summary(&trend),
                 max_vus,
                 window,
