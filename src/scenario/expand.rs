@@ -15,7 +15,8 @@ pub struct ExpandError {
     pub message: String,
 }
 
-/// One replacement on a line: original byte range and the length of what replaced it.
+/// One replacement on a line: original character range and the length in characters of what
+/// replaced it (the YAML parser's columns count characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Replacement {
     orig_start: usize,
@@ -34,9 +35,8 @@ pub struct Expanded {
 }
 
 impl Expanded {
-    /// Map a 1-based (line, column) in the expanded text to the original text. Columns count
-    /// characters as the YAML parser does; this maps byte offsets, which equal characters for
-    /// the ASCII that scenario keys and variable references are made of.
+    /// Map a 1-based (line, column) in the expanded text to the original text. Lines end at
+    /// every YAML line break and columns count characters, as the YAML parser's do.
     pub fn original_position(&self, line: usize, column: usize) -> (usize, usize) {
         let Some(reps) = line.checked_sub(1).and_then(|l| self.replacements.get(l)) else {
             return (line, column);
@@ -67,7 +67,10 @@ pub fn expand(
         text: String::with_capacity(text.len()),
         ..Default::default()
     };
-    for (line_idx, line) in text.split_inclusive('\n').enumerate() {
+    for (line_idx, line) in super::locate::yaml_lines_inclusive(text)
+        .into_iter()
+        .enumerate()
+    {
         let mut reps = Vec::new();
         let bytes = line.as_bytes();
         let mut i = 0;
@@ -75,6 +78,8 @@ pub fn expand(
         let mut copied_to = 0;
         while i < bytes.len() {
             let b = bytes[i];
+            // Columns count characters; the bytes looked at here are all ASCII.
+            let col = |i: usize| line[..i].chars().count();
             match quote {
                 Some(q) if b == q => quote = None,
                 Some(_) => {}
@@ -86,7 +91,7 @@ pub fn expand(
                 out.text.push_str(&line[copied_to..i]);
                 out.text.push('$');
                 reps.push(Replacement {
-                    orig_start: i,
+                    orig_start: col(i),
                     orig_len: 2,
                     new_len: 1,
                 });
@@ -97,7 +102,7 @@ pub fn expand(
             if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
                 let err = |message: String| ExpandError {
                     line: line_idx + 1,
-                    column: i + 1,
+                    column: col(i) + 1,
                     message,
                 };
                 let Some(close) = line[i + 2..].find('}') else {
@@ -130,7 +135,7 @@ pub fn expand(
                         }
                     },
                 };
-                if value.contains('\n') || value.contains('\r') {
+                if value.contains(super::locate::is_yaml_break) {
                     return Err(err(format!(
                         "environment variable {name} holds a line break, which a scenario value cannot take"
                     )));
@@ -139,9 +144,9 @@ pub fn expand(
                 out.text.push_str(&line[copied_to..i]);
                 out.text.push_str(&value);
                 reps.push(Replacement {
-                    orig_start: i,
-                    orig_len,
-                    new_len: value.len(),
+                    orig_start: col(i),
+                    orig_len: inner.chars().count() + 3,
+                    new_len: value.chars().count(),
                 });
                 i += orig_len;
                 copied_to = i;
@@ -164,6 +169,8 @@ mod tests {
             "URL" => Some("http://127.0.0.1:8080".into()),
             "EMPTY" => Some(String::new()),
             "NL" => Some("a\nb".into()),
+            "LS" => Some("a\u{2028}b".into()),
+            "WIDE" => Some("ü€𝄞".into()),
             _ => None,
         }
     }
@@ -204,10 +211,12 @@ mod tests {
             .unwrap_err()
             .message
             .contains("not a variable"));
-        assert!(expand("a: ${NL}\n", env)
-            .unwrap_err()
-            .message
-            .contains("line break"));
+        for br in ["NL", "LS"] {
+            assert!(expand(&format!("a: ${{{br}}}\n"), env)
+                .unwrap_err()
+                .message
+                .contains("line break"));
+        }
     }
 
     #[test]
@@ -222,5 +231,16 @@ mod tests {
         // Before it: unchanged; other lines unchanged.
         assert_eq!(e.original_position(1, 2), (1, 2));
         assert_eq!(e.original_position(2, 3), (2, 3));
+    }
+
+    #[test]
+    fn positions_count_characters_and_yaml_line_breaks() {
+        // "ä: ${WIDE} x" → "ä: ü€𝄞 x": the `x` is column 8 expanded, 12 in the file.
+        let e = expand("a: 1\rä: ${WIDE} x\u{2028}b: ${NOPE:-ü}\n", env).unwrap();
+        assert_eq!(e.original_position(2, 8), (2, 12));
+        assert_eq!(e.original_position(2, 5), (2, 4));
+        assert_eq!(e.original_position(3, 5), (3, 14));
+        let err = expand("a: 1\r\nü: ${NOPE}\n", env).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 4));
     }
 }

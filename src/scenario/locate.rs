@@ -50,7 +50,7 @@ fn is_content(line: &str) -> bool {
 /// column counts characters, as the YAML parser's do.
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     let (line, byte_col) = locate_bytes(text, path)?;
-    let l = text.lines().nth(line - 1).unwrap_or("");
+    let l = yaml_lines(text).get(line - 1).copied().unwrap_or("");
     let byte = byte_col - 1;
     let chars = l.char_indices().take_while(|&(i, _)| i < byte).count();
     Some((line, chars + 1))
@@ -71,8 +71,14 @@ pub fn clamp(text: &str, line: usize, column: Option<usize>) -> (usize, Option<u
     (line, column.map(|c| c.clamp(1, width + 1)))
 }
 
-/// The text split at YAML line breaks (a text always has at least one, possibly empty, line).
-fn yaml_lines(text: &str) -> Vec<&str> {
+/// Whether `c` ends a line in YAML (`\r\n` is one break).
+pub fn is_yaml_break(c: char) -> bool {
+    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// The text split at YAML line breaks, breaks removed (a text always has at least one,
+/// possibly empty, line). Line numbers here are the YAML parser's.
+pub fn yaml_lines(text: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let mut start = 0;
     let mut chars = text.char_indices().peekable();
@@ -80,7 +86,7 @@ fn yaml_lines(text: &str) -> Vec<&str> {
         if c == '\r' && matches!(chars.peek(), Some((_, '\n'))) {
             chars.next();
         }
-        if matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+        if is_yaml_break(c) {
             lines.push(&text[start..i]);
             start = chars.peek().map_or(text.len(), |&(j, _)| j);
         }
@@ -89,9 +95,31 @@ fn yaml_lines(text: &str) -> Vec<&str> {
     lines
 }
 
+/// The text split after each YAML line break, breaks kept (`"a\r\nb"` → `"a\r\n"`, `"b"`); no
+/// empty last piece.
+pub fn yaml_lines_inclusive(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c == '\r' && matches!(chars.peek(), Some((_, '\n'))) {
+            chars.next();
+        }
+        if is_yaml_break(c) {
+            let end = chars.peek().map_or(text.len(), |&(j, _)| j);
+            lines.push(&text[start..end]);
+            start = end;
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
 /// [`locate`] with the column as a byte offset + 1.
 fn locate_bytes(text: &str, path: &str) -> Option<(usize, usize)> {
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = yaml_lines(text);
     // Scope: lines [start, end), and the column where this node's content begins on `start`.
     let (mut start, mut end, mut col) = (0usize, lines.len(), 0usize);
     let mut found: Option<(usize, usize)> = None;
@@ -100,14 +128,9 @@ fn locate_bytes(text: &str, path: &str) -> Option<(usize, usize)> {
         if let Some((l, c)) = inline {
             // Inside a flow collection on one line: look for the key; indices stay at the value.
             if let Seg::Key(k) = &seg {
-                let hay = &lines[l][c..];
                 let pat = format!("{k}:");
-                if let Some(p) = hay
-                    .match_indices(&pat)
-                    .map(|(p, _)| p)
-                    .find(|&p| p == 0 || !hay.as_bytes()[p - 1].is_ascii_alphanumeric())
-                {
-                    let vcol = c + p + pat.len();
+                if let Some(p) = find_key(lines[l], c, &pat) {
+                    let vcol = p + pat.len();
                     let skip = lines[l][vcol..].len() - lines[l][vcol..].trim_start().len();
                     inline = Some((l, vcol + skip));
                     found = Some((l + 1, vcol + skip + 1));
@@ -214,13 +237,11 @@ pub fn locate_repeat(text: &str, parent: &str, key: &str) -> Option<(usize, usiz
         format!("{parent}.{key}")
     };
     let (first, _) = locate(text, &path)?;
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = yaml_lines(text);
     let pat = format!("{key}:");
     let line = lines.get(first - 1)?;
-    let kcol = line.find(&pat)?;
-    let after = kcol + pat.len();
-    if let Some(p) = line[after..].find(&pat) {
-        let byte = after + p;
+    let kcol = find_key(line, 0, &pat)?;
+    if let Some(byte) = find_key(line, kcol + pat.len(), &pat) {
         return Some((first, line[..byte].chars().count() + 1));
     }
     for (i, l) in lines.iter().enumerate().skip(first) {
@@ -238,9 +259,48 @@ pub fn locate_repeat(text: &str, parent: &str, key: &str) -> Option<(usize, usiz
     None
 }
 
+/// The byte offset of the first `key:` (`pat`) at or after byte `from` of `line` that is a key:
+/// at the line's start or after a space, tab, `{` or `,`, and outside quotes (`url: "a, url: b"`
+/// holds one key).
+fn find_key(line: &str, from: usize, pat: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut quote: Option<u8> = None;
+    // The last byte outside quotes that is not blank: a quote opens a scalar only where a
+    // value or key can start, not inside `it's`.
+    let mut last = b':';
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            // `\"` inside double quotes, `''` inside single quotes.
+            Some(b'"') if b == b'\\' => i += 1,
+            Some(b'\'') if b == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if (b == b'"' || b == b'\'')
+                && matches!(last, b':' | b'-' | b'[' | b'{' | b',') =>
+            {
+                quote = Some(b)
+            }
+            None if i >= from
+                && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'{' | b','))
+                && line[i..].starts_with(pat) =>
+            {
+                return Some(i);
+            }
+            None => {}
+        }
+        if quote.is_none() && b != b' ' && b != b'\t' {
+            last = b;
+        }
+        i += 1;
+    }
+    None
+}
+
 /// A best-effort dotted path for the key on 1-based `line` (for errors found before parsing).
 pub fn field_at_line(text: &str, line: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = yaml_lines(text);
     let Some(idx) = line.checked_sub(1).filter(|&i| i < lines.len()) else {
         return String::new();
     };
@@ -312,6 +372,13 @@ mod tests {
         let flow = "target: { url: a, url: b }\n";
         assert_eq!(locate_repeat(flow, ".", "url"), None);
         assert_eq!(locate_repeat(flow, "target", "url"), Some((1, 19)));
+        // Only keys count: not a longer key's tail, not text inside a quoted value.
+        let hidden = "target: { myurl: a, x: \"b, url: c\", url: d }\n";
+        assert_eq!(locate_repeat(hidden, "target", "url"), None);
+        let hidden = "target: { url: 'a,url: b', url: c }\n";
+        assert_eq!(locate_repeat(hidden, "target", "url"), Some((1, 28)));
+        let hidden = "target: { url: 'it''s, url: b' }\n";
+        assert_eq!(locate_repeat(hidden, "target", "url"), None);
     }
 
     #[test]
@@ -321,6 +388,18 @@ mod tests {
         assert_eq!(clamp("name: tx\narge", 3, Some(1)), (2, Some(5)));
         assert_eq!(clamp("a\rbb\u{2028}ccc", 3, Some(9)), (3, Some(4)));
         assert_eq!(clamp("", 0, None), (1, None));
+    }
+
+    #[test]
+    fn lines_end_at_every_yaml_line_break() {
+        // A lone \r, NEL, LS and PS end lines for the YAML parser, so they do here too.
+        for br in ["\r", "\u{85}", "\u{2028}", "\u{2029}", "\r\n"] {
+            let doc = format!("name: x{br}load:{br}  stages: []{br}");
+            assert_eq!(locate(&doc, "load.stages"), Some((3, 11)), "{br:?}");
+            assert_eq!(field_at_line(&doc, 3), "load.stages", "{br:?}");
+            let dup = format!("name: x{br}load: 1{br}name: y{br}");
+            assert_eq!(locate_repeat(&dup, "", "name"), Some((3, 1)), "{br:?}");
+        }
     }
 
     #[test]

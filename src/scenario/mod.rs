@@ -3,6 +3,7 @@
 //! runs. Every error names the file, line, column and field path, and says what to write instead:
 //! `scenarios/x.yaml:7:14: load.stages[1].duration: "5 minutes" is not a duration (write 5m)`.
 
+mod depth;
 mod expand;
 mod locate;
 pub mod raw;
@@ -16,6 +17,7 @@ pub use raw::{Driver, Method, SourceKind};
 pub use validate::Overrides;
 
 use crate::model::{Policy, Stage};
+use depth::{too_deep, MAX_FLOW_DEPTH};
 
 /// A scenario error with its position in the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -274,64 +276,6 @@ fn parse_unclamped(
         }
     })?;
     validate::validate(file, text, raw, overrides)
-}
-
-/// How deep `[`/`{` may nest. The YAML parser's time grows with the square of the depth
-/// (100 000 levels took 38 s), so a pathological file is refused before it is parsed.
-const MAX_FLOW_DEPTH: usize = 64;
-
-/// The 1-based (line, column) of the first bracket nested deeper than [`MAX_FLOW_DEPTH`], if
-/// any. Brackets inside quoted scalars and comments do not count; the count is only a guard, not
-/// a YAML parser.
-fn too_deep(text: &str) -> Option<(usize, usize)> {
-    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut comment = false;
-    let mut prev = ' ';
-    // The last non-blank character on this line outside quotes ('\n' at its start): a quote
-    // opens a scalar only after `:`, `-`, `[`, `{`, `,` or at the start, not inside `it's`.
-    let mut last_sig = '\n';
-    for c in text.chars() {
-        col += 1;
-        if matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}') {
-            // A quoted scalar may span lines; a comment ends at any YAML line break.
-            (comment, prev, last_sig) = (false, ' ', '\n');
-            if c == '\n' {
-                (line, col) = (line + 1, 0);
-            }
-            continue;
-        }
-        match quote {
-            // Double quotes escape with a backslash; single quotes only with '' (which closes
-            // and at once reopens here, the same thing for counting).
-            Some('"') if c == '"' && prev != '\\' => quote = None,
-            Some('\'') if c == '\'' => quote = None,
-            Some(_) => {}
-            None if comment => {}
-            None => match c {
-                '#' if prev.is_whitespace() => comment = true,
-                '"' | '\''
-                    if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':' | '-')
-                        && matches!(last_sig, '\n' | ':' | '-' | '[' | '{' | ',') =>
-                {
-                    quote = Some(c)
-                }
-                '[' | '{' => {
-                    depth += 1;
-                    if depth > MAX_FLOW_DEPTH {
-                        return Some((line, col));
-                    }
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
-        }
-        if quote.is_none() && !c.is_whitespace() {
-            last_sig = c;
-        }
-        prev = if prev == '\\' && c == '\\' { ' ' } else { c };
-    }
-    None
 }
 
 /// Removes every " at line L column C" (serde_yaml_ng's own positions, which we print ourselves

@@ -338,3 +338,23 @@ fn brackets_nested_too_deep_are_refused_before_parsing() {
     assert!(err(&huge).contains("nested deeper"));
     eprintln!("took {:?}", started.elapsed());
 }
+
+#[test]
+fn a_deeply_nested_body_in_a_block_scalar_is_text() {
+    let json = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let text = GOOD.replace(
+        "  think_time: 500ms..1500ms\n",
+        &format!(
+            "    - method: POST\n      path: /deep\n      body: |\n        {json}\n  think_time: 500ms..1500ms\n"
+        ),
+    );
+    let s = parse_str(&text).expect("a block scalar body is text, however it nests");
+    assert_eq!(
+        s.load.requests[2].body.as_deref(),
+        Some(format!("{json}\n").as_str())
+    );
+    // The same body as a flow value is refused before parsing, at the 65th bracket.
+    let flow = text.replace("body: |\n        ", "body: ");
+    let e = err(&flow);
+    assert!(e.contains("nested deeper than 64 levels"), "{e}");
+}
