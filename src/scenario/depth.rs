@@ -14,6 +14,8 @@ pub const MAX_FLOW_DEPTH: usize = 64;
 pub fn too_deep(text: &str) -> Option<(usize, usize)> {
     let mut depth = 0usize;
     let mut quote: Option<char> = None;
+    // Inside a quote guessed in a flow collection: the balance of the brackets in it.
+    let mut quoted = 0usize;
     // An open block scalar: the indentation its lines must exceed and, once its first line is
     // seen, the indentation of its content.
     let mut block: Option<(usize, Option<usize>)> = None;
@@ -34,24 +36,57 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
         let starts_in_quote = quote.is_some();
         let mut comment_at: Option<usize> = None;
         let mut prev = ' ';
-        // The last non-blank character on this line outside quotes ('\n' at its start): a
-        // quote opens a scalar only after `:`, `-`, `[`, `{`, `,` or at the start, not inside
-        // `it's`.
+        // The last non-blank character on this line outside quotes ('\n' at its start): in
+        // block context a quote opens a scalar only where one can start (after `: `, `- `,
+        // `? ` or at the start), not inside `it's`.
         let mut last_sig = '\n';
+        let mut skip = false;
         for (col0, (byte, c)) in line.char_indices().enumerate() {
             debug_assert!(!is_yaml_break(c));
+            if skip {
+                // The second `'` of `''` inside single quotes.
+                (skip, prev) = (false, c);
+                continue;
+            }
+            let in_flow = depth > 0;
             match quote {
-                // Double quotes escape with a backslash; single quotes only with '' (which
-                // closes and at once reopens here, the same thing for counting).
-                Some('"') if c == '"' && prev != '\\' => quote = None,
-                Some('\'') if c == '\'' => quote = None,
+                // Double quotes escape with a backslash, single quotes with ''.
+                Some('"') if c == '"' && prev != '\\' => {
+                    quote = None;
+                    depth += std::mem::take(&mut quoted);
+                }
+                Some('\'') if c == '\'' => {
+                    if line[byte + 1..].starts_with('\'') {
+                        skip = true;
+                    } else {
+                        quote = None;
+                        depth += std::mem::take(&mut quoted);
+                    }
+                }
+                // A quote guessed inside a flow collection may be plain text to the parser
+                // (`[-", [[…`), so its brackets still count: their peak at once, and what is
+                // left unclosed when the quote ends. A real quoted `'{"a":[1]}'` adds nothing.
+                Some(_) if in_flow => match c {
+                    '[' | '{' => {
+                        quoted += 1;
+                        if depth + quoted > MAX_FLOW_DEPTH {
+                            return Some((idx + 1, col0 + 1));
+                        }
+                    }
+                    ']' | '}' => quoted = quoted.saturating_sub(1),
+                    _ => {}
+                },
                 Some(_) => {}
                 None if comment_at.is_some() => {}
                 None => match c {
-                    '#' if prev.is_whitespace() => comment_at = Some(byte),
+                    // Only a space or tab before `#` starts a comment (not U+3000, not `,#`).
+                    '#' if matches!(prev, ' ' | '\t') => comment_at = Some(byte),
+                    // In a flow collection every quote is taken as opening one: that can only
+                    // hide closers, which over-counts.
                     '"' | '\''
-                        if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':' | '-')
-                            && matches!(last_sig, '\n' | ':' | '-' | '[' | '{' | ',') =>
+                        if in_flow
+                            || (matches!(prev, ' ' | '\t')
+                                && matches!(last_sig, '\n' | ':' | '-' | '?')) =>
                     {
                         quote = Some(c)
                     }
@@ -104,6 +139,10 @@ fn block_scalar_parent(code: &str) -> Option<usize> {
         last_dash = Some(col);
         col += 1;
         col += code[col..].len() - code[col..].trim_start_matches([' ', '\t']).len();
+    }
+    if code[col..].starts_with(['?', ':']) {
+        // `? k: |`: the key's mapping starts past the `? `; not worth reckoning.
+        return None;
     }
     if head.len() == col.min(head.len()) && head.ends_with('-') {
         // `- |`: the scalar is the entry of the sequence at the last dash.
@@ -169,9 +208,39 @@ mod tests {
             format!("body: \"x\n  \" |\n  {d}\n"),
             format!("body: [ |\n  {d}\n"),
             format!("body: x # |\n  {d}\n"),
+            // A key after `? ` opens a mapping further right than the `?`.
+            format!("? k: |\n  x: {d}\n"),
+            format!("- ? k: |\n    x: {d}\n"),
         ] {
             assert!(too_deep(&text).is_some(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn quotes_and_comments_the_parser_reads_otherwise_hide_nothing() {
+        let d = deep(100);
+        let close = "]".repeat(100);
+        for text in [
+            // `-"` is a plain scalar to the parser, ended by the `,`.
+            format!("a: [-\", {d}1{close}]\n"),
+            format!("a: -\"\nb: {d}\n"),
+            // Only a space or tab starts a comment.
+            format!("a: [x\u{3000}#, {d}1{close}]\n"),
+            format!("a: [x\u{a0}#, {d}1{close}]\n"),
+            // After a tag or anchor the quote is seen; its `]` closes nothing.
+            format!("a: {}1{}\n", "[!!str \"]\", ".repeat(100), close),
+            format!("a: {}1{}\n", "[&a \"]\", ".repeat(100), close),
+            // `''` does not end a single-quoted scalar.
+            format!("a: 'it''s'\nb: {d}\n"),
+        ] {
+            assert!(too_deep(&text).is_some(), "{text:?}");
+        }
+        // Balanced brackets inside real quoted values in flow collections add nothing.
+        let body = "  - { body: '{\"a\":[[1]]}', x: \"]}\" }\n".repeat(100);
+        assert_eq!(too_deep(&format!("r:\n{body}")), None);
+        // An unbalanced `[` in one stays counted (the price of not trusting the guess).
+        let body = "  - { x: \"[\" }\n".repeat(70);
+        assert!(too_deep(&format!("r:\n{body}")).is_some());
     }
 
     #[test]
@@ -185,5 +254,7 @@ mod tests {
         assert_eq!(block_scalar_parent("a: x|"), None);
         assert_eq!(block_scalar_parent("a: |+-"), None);
         assert_eq!(block_scalar_parent("-|"), None);
+        assert_eq!(block_scalar_parent("? k: |"), None);
+        assert_eq!(block_scalar_parent("- : |"), None);
     }
 }

@@ -76,10 +76,17 @@ pub fn expand(
         let mut i = 0;
         let mut quote: Option<u8> = None;
         let mut copied_to = 0;
+        // (byte, characters before it) of the last column computed.
+        let mut counted = (0usize, 0usize);
         while i < bytes.len() {
             let b = bytes[i];
-            // Columns count characters; the bytes looked at here are all ASCII.
-            let col = |i: usize| line[..i].chars().count();
+            // Columns count characters (the bytes looked at here are all ASCII), counted on
+            // from the last position asked for, so a long line stays linear.
+            let mut col = |i: usize| {
+                counted.1 += line[counted.0..i].chars().count();
+                counted.0 = i;
+                counted.1
+            };
             match quote {
                 Some(q) if b == q => quote = None,
                 Some(_) => {}
@@ -100,9 +107,10 @@ pub fn expand(
                 continue;
             }
             if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
+                let here = col(i);
                 let err = |message: String| ExpandError {
                     line: line_idx + 1,
-                    column: col(i) + 1,
+                    column: here + 1,
                     message,
                 };
                 let Some(close) = line[i + 2..].find('}') else {
@@ -144,7 +152,7 @@ pub fn expand(
                 out.text.push_str(&line[copied_to..i]);
                 out.text.push_str(&value);
                 reps.push(Replacement {
-                    orig_start: col(i),
+                    orig_start: here,
                     orig_len: inner.chars().count() + 3,
                     new_len: value.chars().count(),
                 });

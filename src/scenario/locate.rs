@@ -282,6 +282,10 @@ fn find_key(line: &str, from: usize, pat: &str) -> Option<usize> {
             {
                 quote = Some(b)
             }
+            // A comment ends the line's keys.
+            None if b == b'#' && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t')) => {
+                return None;
+            }
             None if i >= from
                 && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'{' | b','))
                 && line[i..].starts_with(pat) =>
@@ -375,6 +379,8 @@ mod tests {
         // Only keys count: not a longer key's tail, not text inside a quoted value.
         let hidden = "target: { myurl: a, x: \"b, url: c\", url: d }\n";
         assert_eq!(locate_repeat(hidden, "target", "url"), None);
+        let commented = "target:\n  url: a # url: b\n  url: c\n";
+        assert_eq!(locate_repeat(commented, "target", "url"), Some((3, 3)));
         let hidden = "target: { url: 'a,url: b', url: c }\n";
         assert_eq!(locate_repeat(hidden, "target", "url"), Some((1, 28)));
         let hidden = "target: { url: 'it''s, url: b' }\n";
