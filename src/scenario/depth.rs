@@ -4,7 +4,7 @@
 //! quoted scalars, comments and block scalars (`body: |`). Where it is unsure it counts, so
 //! nothing deep gets past it.
 
-use super::locate::{is_yaml_break, yaml_lines};
+use super::locate::{indent_of, is_yaml_break, yaml_lines};
 
 /// How deep `[`/`{` may nest.
 pub const MAX_FLOW_DEPTH: usize = 64;
@@ -21,7 +21,7 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
     let mut block: Option<(usize, Option<usize>)> = None;
     for (idx, line) in yaml_lines(text).into_iter().enumerate() {
         if let Some((parent, content)) = block {
-            let indent = line.len() - line.trim_start_matches(' ').len();
+            let indent = indent_of(line);
             // A line of spaces belongs to the scalar; tabs are not indentation.
             match content {
                 _ if indent == line.len() => continue,
@@ -49,36 +49,20 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
                 continue;
             }
             let in_flow = depth > 0;
-            match quote {
+            let closes = match quote {
                 // Double quotes escape with a backslash, single quotes with ''.
-                Some('"') if c == '"' && prev != '\\' => {
-                    quote = None;
-                    depth += std::mem::take(&mut quoted);
-                }
+                Some('"') => c == '"' && prev != '\\',
                 Some('\'') if c == '\'' => {
-                    if line[byte + 1..].starts_with('\'') {
-                        skip = true;
-                    } else {
-                        quote = None;
-                        depth += std::mem::take(&mut quoted);
-                    }
+                    skip = line[byte + 1..].starts_with('\'');
+                    !skip
                 }
-                // A quote guessed inside a flow collection may be plain text to the parser
-                // (`[-", [[…`), so its brackets still count: their peak at once, and what is
-                // left unclosed when the quote ends. A real quoted `'{"a":[1]}'` adds nothing.
-                Some(_) if in_flow => match c {
-                    '[' | '{' => {
-                        quoted += 1;
-                        if depth + quoted > MAX_FLOW_DEPTH {
-                            return Some((idx + 1, col0 + 1));
-                        }
-                    }
-                    ']' | '}' => quoted = quoted.saturating_sub(1),
-                    _ => {}
-                },
-                Some(_) => {}
-                None if comment_at.is_some() => {}
-                None => match c {
+                _ => false,
+            };
+            if closes {
+                quote = None;
+                depth += std::mem::take(&mut quoted);
+            } else if quote.is_none() && comment_at.is_none() {
+                match c {
                     // Only a space or tab before `#` starts a comment (not U+3000, not `,#`).
                     '#' if matches!(prev, ' ' | '\t') => comment_at = Some(byte),
                     // In a flow collection every quote is taken as opening one: that can only
@@ -90,15 +74,16 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
                     {
                         quote = Some(c)
                     }
-                    '[' | '{' => {
-                        depth += 1;
-                        if depth > MAX_FLOW_DEPTH {
-                            return Some((idx + 1, col0 + 1));
-                        }
-                    }
-                    ']' | '}' => depth = depth.saturating_sub(1),
-                    _ => {}
-                },
+                    _ => count(c, &mut depth),
+                }
+            } else if quote.is_some() && in_flow {
+                // A quote guessed inside a flow collection may be plain text to the parser
+                // (`[-", [[…`), so its brackets still count: their peak at once, and what is
+                // left unclosed when the quote ends. A real quoted `'{"a":[1]}'` adds nothing.
+                count(c, &mut quoted);
+            }
+            if depth + quoted > MAX_FLOW_DEPTH {
+                return Some((idx + 1, col0 + 1));
             }
             if quote.is_none() && !c.is_whitespace() {
                 last_sig = c;
@@ -111,6 +96,15 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// One more level for an opening bracket, one less for a closing one.
+fn count(c: char, depth: &mut usize) {
+    match c {
+        '[' | '{' => *depth += 1,
+        ']' | '}' => *depth = depth.saturating_sub(1),
+        _ => {}
+    }
 }
 
 /// If `code` (one line, without its comment) ends with a block scalar header (`key: |`,
@@ -130,7 +124,7 @@ fn block_scalar_parent(code: &str) -> Option<usize> {
         return None; // `a:|` is a plain scalar
     }
     // The leading indentation and `- ` entries, and the column where the rest starts.
-    let mut col = code.len() - code.trim_start_matches(' ').len();
+    let mut col = indent_of(code);
     let mut last_dash = None;
     while code[col..].starts_with('-')
         && code[col + 1..].starts_with([' ', '\t'])

@@ -76,17 +76,16 @@ pub fn expand(
         let mut i = 0;
         let mut quote: Option<u8> = None;
         let mut copied_to = 0;
-        // (byte, characters before it) of the last column computed.
+        // Columns count characters (the bytes looked at here are all ASCII), counted on from
+        // the last position asked for, so a long line stays linear.
         let mut counted = (0usize, 0usize);
+        let mut col = |i: usize| {
+            counted.1 += line[counted.0..i].chars().count();
+            counted.0 = i;
+            counted.1
+        };
         while i < bytes.len() {
             let b = bytes[i];
-            // Columns count characters (the bytes looked at here are all ASCII), counted on
-            // from the last position asked for, so a long line stays linear.
-            let mut col = |i: usize| {
-                counted.1 += line[counted.0..i].chars().count();
-                counted.0 = i;
-                counted.1
-            };
             match quote {
                 Some(q) if b == q => quote = None,
                 Some(_) => {}

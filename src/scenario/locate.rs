@@ -37,7 +37,7 @@ pub fn parse_path(path: &str) -> Vec<Seg> {
     segs
 }
 
-fn indent_of(line: &str) -> usize {
+pub fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start_matches(' ').len()
 }
 
@@ -79,19 +79,17 @@ pub fn is_yaml_break(c: char) -> bool {
 /// The text split at YAML line breaks, breaks removed (a text always has at least one,
 /// possibly empty, line). Line numbers here are the YAML parser's.
 pub fn yaml_lines(text: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == '\r' && matches!(chars.peek(), Some((_, '\n'))) {
-            chars.next();
-        }
-        if is_yaml_break(c) {
-            lines.push(&text[start..i]);
-            start = chars.peek().map_or(text.len(), |&(j, _)| j);
-        }
+    let mut lines: Vec<&str> = yaml_lines_inclusive(text)
+        .into_iter()
+        .map(|l| {
+            l.strip_suffix("\r\n")
+                .unwrap_or_else(|| l.strip_suffix(is_yaml_break).unwrap_or(l))
+        })
+        .collect();
+    // After a final break (or in an empty text) comes one more, empty line.
+    if text.is_empty() || text.ends_with(is_yaml_break) {
+        lines.push("");
     }
-    lines.push(&text[start..]);
     lines
 }
 
