@@ -346,7 +346,23 @@ pub enum VpaStatus {
     Unavailable { reason: String },
 }
 
+/// How a run's note starts when the run could not see OOM kills at all (a finished run judged
+/// from a Prometheus that keeps neither cAdvisor's nor kube-state-metrics' series for its
+/// pods); `oom-killed` is then inconclusive, never a pass.
+pub const OOMS_UNSEEN_NOTE: &str = "OOM kills were not seen";
+/// How a run's note starts when the run could not see restarts (no kube-state-metrics
+/// series); `restarted` is then inconclusive under `fail_on_restart`, else a warning.
+pub const RESTARTS_UNSEEN_NOTE: &str = "restarts were not seen";
+
 impl Run {
+    /// The run's note that starts with `prefix` (e.g. [`OOMS_UNSEEN_NOTE`]), when it has one.
+    pub fn note_starting(&self, prefix: &str) -> Option<&str> {
+        self.notes
+            .iter()
+            .find(|n| n.starts_with(prefix))
+            .map(String::as_str)
+    }
+
     /// The stage running at `at`, if any.
     pub fn stage_at(&self, at: Timestamp) -> Option<&StageWindow> {
         self.stages.iter().find(|w| w.contains(at)).or_else(|| {

@@ -5,7 +5,10 @@
 
 use super::{finding, format_byte_pair, group_containers, when, ContainerGroup};
 use crate::judge::allowed_peak;
-use crate::model::{Finding, PeakSource, Policy, RestartEvent, RestartReason, Rule, Run, Severity};
+use crate::model::{
+    Finding, PeakSource, Policy, RestartEvent, RestartReason, Rule, Run, Severity,
+    OOMS_UNSEEN_NOTE, RESTARTS_UNSEEN_NOTE,
+};
 use crate::units::{format_bytes, format_percent};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
@@ -203,7 +206,10 @@ fn restarts(
     let mut out = Vec::new();
 
     if ooms.is_empty() {
-        out.push(pass(Rule::OomKilled, name, "no OOM kill during the run"));
+        out.push(match run.note_starting(OOMS_UNSEEN_NOTE) {
+            Some(why) => unseen(Rule::OomKilled, Severity::Inconclusive, name, why),
+            None => pass(Rule::OomKilled, name, "no OOM kill during the run"),
+        });
     }
     for r in &ooms {
         // The limit of the killed pod's copy, else the container name's smallest.
@@ -242,7 +248,13 @@ fn restarts(
         } else {
             "no restart besides the OOM kill"
         };
-        out.push(pass(Rule::Restarted, name, msg));
+        out.push(match run.note_starting(RESTARTS_UNSEEN_NOTE) {
+            Some(why) if policy.fail_on_restart => {
+                unseen(Rule::Restarted, Severity::Inconclusive, name, why)
+            }
+            Some(why) => unseen(Rule::Restarted, Severity::Warn, name, why),
+            None => pass(Rule::Restarted, name, msg),
+        });
     }
     let severity = if policy.fail_on_restart {
         Severity::Fail
@@ -268,6 +280,13 @@ fn restarts(
         ));
     }
     out
+}
+
+/// A restart rule that could not be evaluated: the run did not see that kind of event.
+fn unseen(rule: Rule, severity: Severity, container: &str, why: &str) -> Finding {
+    let mut f = finding(rule, severity, format!("{container}: {why}"));
+    f.container = Some(container.to_string());
+    f
 }
 
 fn exit_code(r: &RestartEvent) -> String {

@@ -273,3 +273,44 @@ fn a_restart_of_an_unmeasured_container_is_still_judged() {
         .message
         .ends_with("it was not measured, so its limit is unknown"));
 }
+
+#[test]
+fn restarts_a_run_could_not_see_are_inconclusive_never_a_pass() {
+    use crate::model::{OOMS_UNSEEN_NOTE, RESTARTS_UNSEEN_NOTE};
+    // Neither exporter in Prometheus: both rules could not be evaluated.
+    let mut run = single(500 * MIB);
+    run.notes.push(format!("{OOMS_UNSEEN_NOTE}: no series"));
+    let v = evaluate(&Policy::default(), &run);
+    assert_eq!(v.outcome, Outcome::Inconclusive, "{:#?}", v.findings);
+    let f = only(&v.findings, Rule::OomKilled, "app");
+    assert_eq!(f.severity, Severity::Inconclusive);
+    assert!(f.message.contains(OOMS_UNSEEN_NOTE), "{}", f.message);
+    // cAdvisor only: OOM kills seen, other restarts not; fail_on_restart makes that inconclusive,
+    // without it a warning.
+    let mut run = single(500 * MIB);
+    run.notes
+        .push(format!("{RESTARTS_UNSEEN_NOTE}: no kube-state-metrics"));
+    let v = evaluate(&Policy::default(), &run);
+    assert_eq!(
+        only(&v.findings, Rule::OomKilled, "app").severity,
+        Severity::Pass
+    );
+    assert_eq!(
+        only(&v.findings, Rule::Restarted, "app").severity,
+        Severity::Inconclusive
+    );
+    assert_eq!(v.outcome, Outcome::Inconclusive);
+    let lenient = Policy {
+        fail_on_restart: false,
+        ..Policy::default()
+    };
+    let v = evaluate(&lenient, &run);
+    assert_eq!(
+        only(&v.findings, Rule::Restarted, "app").severity,
+        Severity::Warn
+    );
+    assert_eq!(v.outcome, Outcome::Pass);
+    // Control: the same run with nothing unseen passes.
+    let v = evaluate(&Policy::default(), &single(500 * MIB));
+    assert_eq!(v.outcome, Outcome::Pass);
+}

@@ -2,7 +2,9 @@
 //! results; the run's window is their first and last point; memory comes from the scenario's
 //! Prometheus source through `query_range` over the window (one interval each side); limits,
 //! requests and the VPA come from the cluster as in `run`. A window Prometheus no longer keeps
-//! (or no series at all) is inconclusive, and the load numbers are still reported.
+//! (or no series at all) is inconclusive, and the load numbers are still reported. Restarts
+//! and OOM kills during the run come from kube-state-metrics and cAdvisor in the same
+//! Prometheus (`workload::restart_history`); what neither shows makes those rules inconclusive.
 
 use std::path::PathBuf;
 
@@ -15,9 +17,10 @@ use crate::cluster;
 use crate::k6::{read_files, summarize, ReadOptions};
 use crate::memory::prometheus::{fill_query, range_observations, PrometheusClient};
 use crate::memory::sampler::Sampler;
-use crate::model::{MemoryMeta, Run};
+use crate::model::{MemoryMeta, Run, OOMS_UNSEEN_NOTE, RESTARTS_UNSEEN_NOTE};
 use crate::scenario::{Scenario, SourceKind, WorkloadRef, WorkloadSpec};
 use crate::workload::kubernetes as k8s;
+use crate::workload::restart_history;
 
 /// Judge a finished k6 run from its results files.
 pub async fn judge_k6(
@@ -153,7 +156,30 @@ pub async fn judge_k6(
             end.format("%H:%M:%S")
         ));
     }
-    notes.push("restarts during a finished run are not seen by `judge`; OOM kills show only as gaps and drops".into());
+    // Restarts and OOM kills after the fact: kube-state-metrics and cAdvisor keep them.
+    let history = restart_history::read(
+        &prom,
+        &k.namespace,
+        &pods_regex,
+        &k.containers,
+        (start, end),
+        step,
+    )
+    .await
+    .context("querying Prometheus for the run's restarts and OOM kills")?;
+    if !history.ooms_visible {
+        notes.push(format!(
+            "{OOMS_UNSEEN_NOTE}: Prometheus keeps neither cAdvisor's container_oom_events_total nor \
+             kube-state-metrics' kube_pod_container_status_restarts_total for these pods; scrape one of them \
+             so that `judge` can see what happened during the run"
+        ));
+    } else if !history.restarts_visible {
+        notes.push(format!(
+            "{RESTARTS_UNSEEN_NOTE}: OOM kills come from cAdvisor's container_oom_events_total, but Prometheus \
+             has no kube-state-metrics series (kube_pod_container_status_restarts_total) for these pods, so \
+             restarts for other reasons are not seen; scrape kube-state-metrics"
+        ));
+    }
     let memory = MemoryMeta {
         source: "prometheus".into(),
         interval: step,
@@ -168,7 +194,7 @@ pub async fn judge_k6(
         ended_at: last,
         stages: summary.stage_windows(),
         containers: sampler.into_series(),
-        restarts: Vec::new(),
+        restarts: history.events,
         load: summary.load_stats(),
         memory,
         ended_early: None,

@@ -4,5 +4,6 @@
 pub mod kubernetes;
 pub mod local;
 pub mod manifest;
+pub mod restart_history;
 pub mod restarts;
 pub mod vpa;
