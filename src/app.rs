@@ -16,7 +16,7 @@ use crate::report::json::JsonReporter;
 use crate::report::terminal::TerminalReporter;
 use crate::report::{ReportView, Reporter};
 use crate::run::{self, RunContext, RunResult};
-use crate::scenario::{self, Overrides, Scenario, WorkloadSpec};
+use crate::scenario::{self, Overrides, Purpose, Scenario, WorkloadSpec};
 use crate::units::{format_bytes, format_duration, format_percent};
 
 /// The embedded demo scenario (also `scenarios/demo.yaml`).
@@ -62,6 +62,7 @@ fn overrides(o: &OverrideArgs) -> Overrides {
     Overrides {
         namespace: o.namespace.clone(),
         target_url: o.target_url.clone(),
+        purpose: Purpose::Run,
     }
 }
 
@@ -76,9 +77,17 @@ fn builtin_var(name: &str) -> Option<String> {
 }
 
 fn load_scenario(path: &Path, o: &OverrideArgs) -> Result<Scenario> {
+    load_scenario_for(path, o, Purpose::Run)
+}
+
+fn load_scenario_for(path: &Path, o: &OverrideArgs, purpose: Purpose) -> Result<Scenario> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the scenario file", path.display()))?;
-    Ok(scenario::parse(path, &text, &overrides(o), |n| {
+    let overrides = Overrides {
+        purpose,
+        ..overrides(o)
+    };
+    Ok(scenario::parse(path, &text, &overrides, |n| {
         std::env::var(n).ok().or_else(|| builtin_var(n))
     })?)
 }
@@ -154,7 +163,7 @@ async fn cmd_run(args: RunArgs) -> Result<u8> {
 }
 
 async fn cmd_judge(args: JudgeArgs) -> Result<u8> {
-    let sc = load_scenario(&args.scenario, &args.overrides)?;
+    let sc = load_scenario_for(&args.scenario, &args.overrides, Purpose::Judge)?;
     let out = OutputDir::prepare(&args.output)?;
     let ctx = RunContext {
         access: access(&args.overrides),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::{Driver, Method, SourceKind};
-pub use validate::Overrides;
+pub use validate::{Overrides, Purpose};
 
 use crate::model::{Policy, Stage};
 use depth::{too_deep, MAX_FLOW_DEPTH};

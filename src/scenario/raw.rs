@@ -18,7 +18,9 @@ pub struct ScenarioFile {
     pub name: String,
     #[serde(default)]
     pub target: Option<Target>,
-    pub load: Load,
+    /// Required to run a load; `oomgate judge` reads the load from k6's results instead.
+    #[serde(default)]
+    pub load: Option<Load>,
     pub workload: Workload,
     #[serde(default)]
     pub memory: Option<Memory>,
@@ -39,7 +41,7 @@ pub enum Driver {
     K6,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
     #[serde(default)]

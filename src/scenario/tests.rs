@@ -85,6 +85,7 @@ fn variables_expand_and_overrides_win() {
     let ov = Overrides {
         target_url: Some("http://127.0.0.1:7".into()),
         namespace: None,
+        ..Overrides::default()
     };
     let s = parse(Path::new("s.yaml"), &text, &ov, env).unwrap();
     assert_eq!(s.target_url.as_deref(), Some("http://127.0.0.1:7"));
@@ -357,4 +358,38 @@ fn a_deeply_nested_body_in_a_block_scalar_is_text() {
     let flow = text.replace("body: |\n        ", "body: ");
     let e = err(&flow);
     assert!(e.contains("nested deeper than 64 levels"), "{e}");
+}
+
+#[test]
+fn judge_needs_no_target_requests_script_or_load() {
+    let text = "name: finished\nworkload:\n  kubernetes: { namespace: staging, deployment: web }\n\
+memory:\n  source: prometheus\n  prometheus: { url: \"http://127.0.0.1:9090\" }\n";
+    let judge = Overrides {
+        purpose: super::Purpose::Judge,
+        ..Overrides::default()
+    };
+    let s = parse(Path::new("s.yaml"), text, &judge, env).unwrap();
+    assert!(s.target_url.is_none() && s.load.stages.is_empty() && s.load.k6.is_none());
+    // a k6 driver without its script, and Goose stages without requests, are fine for judge
+    let k6 = format!("{text}load:\n  driver: k6\n  stages: [{{ duration: 2.5s, users: 3 }}]\n");
+    assert_eq!(
+        parse(Path::new("s.yaml"), &k6, &judge, env)
+            .unwrap()
+            .load
+            .stages
+            .len(),
+        1
+    );
+    // control: the same scenarios cannot run a load
+    let e = parse(Path::new("s.yaml"), text, &Overrides::default(), env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("load") && e.contains("needs a load section"),
+        "{e}"
+    );
+    let e = parse(Path::new("s.yaml"), &k6, &Overrides::default(), env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("load.k6"), "{e}");
 }

@@ -20,6 +20,20 @@ use crate::units::{format_duration, DurationValue};
 pub struct Overrides {
     pub namespace: Option<String>,
     pub target_url: Option<String>,
+    /// What the scenario is read for; `judge` needs no load to send.
+    pub purpose: Purpose,
+}
+
+/// What a scenario is read for. `oomgate judge` gates a k6 run that already happened: it needs
+/// the workload, the memory source and the policy, but no target, no requests, no k6 script
+/// and no stages (when given, the stages are the plan the results are held against).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Purpose {
+    /// `run`, `check`, `demo`: a load will be sent.
+    #[default]
+    Run,
+    /// `judge`: the load already happened.
+    Judge,
 }
 
 struct Ctx<'a> {
@@ -62,7 +76,18 @@ pub(super) fn validate(
         return Err(cx.err("name", "the scenario needs a name (it labels every report)"));
     }
     let workload = workload(&cx, f.workload, overrides)?;
-    let load = load_spec(&cx, f.load)?;
+    let judging = overrides.purpose == Purpose::Judge;
+    let raw_load = match f.load {
+        Some(l) => l,
+        None if judging => raw::Load::default(),
+        None => {
+            return Err(cx.err(
+                "load",
+                "the scenario needs a load section: load.stages (and load.requests for Goose, load.k6.script for k6)",
+            ))
+        }
+    };
+    let load = load_spec(&cx, raw_load, judging)?;
     let target_url = target_url(&cx, f.target, &workload, &load, overrides)?;
     let memory = memory(&cx, f.memory, &workload)?;
     let (policy, stop_on_oom, vpa) = policy(&cx, f.policy.unwrap_or_default_raw())?;
@@ -102,13 +127,20 @@ impl DefaultRaw for Option<raw::PolicyRaw> {
     }
 }
 
-fn load_spec(cx: &Ctx, l: raw::Load) -> Result<(LoadSpec, Option<raw::Thresholds>), ScenarioError> {
+fn load_spec(
+    cx: &Ctx,
+    l: raw::Load,
+    judging: bool,
+) -> Result<(LoadSpec, Option<raw::Thresholds>), ScenarioError> {
     let driver = l.driver.unwrap_or(Driver::Goose);
+    // What only sending the load needs (whole-second Goose stages, requests, a k6 script) is
+    // not asked of a scenario that judges a finished k6 run.
+    let sending = !judging;
     let mut stages = Vec::with_capacity(l.stages.len());
     let mut prev = 0u32;
     for (i, s) in l.stages.iter().enumerate() {
         let DurationValue(d) = s.duration;
-        if driver == Driver::Goose && d.subsec_nanos() != 0 {
+        if sending && driver == Driver::Goose && d.subsec_nanos() != 0 {
             let secs = d.as_secs();
             return Err(cx.err(
                 &format!("load.stages[{i}].duration"),
@@ -128,7 +160,7 @@ fn load_spec(cx: &Ctx, l: raw::Load) -> Result<(LoadSpec, Option<raw::Thresholds
         });
         prev = s.users;
     }
-    if driver == Driver::Goose {
+    if sending && driver == Driver::Goose {
         if stages.is_empty() {
             return Err(cx.err(
                 "load.stages",
@@ -208,13 +240,13 @@ fn load_spec(cx: &Ctx, l: raw::Load) -> Result<(LoadSpec, Option<raw::Thresholds
                 args: k.args,
             })
         }
-        (Driver::K6, None) => {
+        (Driver::K6, None) if sending => {
             return Err(cx.err(
                 "load.k6",
                 "the k6 driver needs load.k6.script: the k6 script to run",
             ));
         }
-        (Driver::Goose, None) => None,
+        (Driver::K6 | Driver::Goose, None) => None,
     };
     let think_time = l
         .think_time
@@ -342,7 +374,7 @@ fn target_url(
             }
             Ok(Some(u.trim_end_matches('/').to_string()))
         }
-        None if load.0.driver == Driver::K6 => Ok(None),
+        None if load.0.driver == Driver::K6 || ov.purpose == Purpose::Judge => Ok(None),
         None => Err(cx.err(
             "target.url",
             "give target.url: the base URL the load goes to (or --target-url / OOMGATE_TARGET_URL)",
