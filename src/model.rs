@@ -342,8 +342,13 @@ pub enum VpaStatus {
     },
     /// The VPA exists but has no recommendation yet (it needs days of history).
     NoRecommendation { name: String },
-    /// No VPA targets the workload, the named one does not exist, or the CRD is not installed.
+    /// No VPA targets the workload, or the CRD is not installed: there is nothing to compare
+    /// with (a warning).
     Unavailable { reason: String },
+    /// The VPA list failed (5xx, 429, a dropped connection, a timeout) or its answer could not
+    /// be read: the comparison the policy asks for could not be made, so the VPA rules are
+    /// inconclusive.
+    ReadFailed { reason: String },
 }
 
 impl Run {

@@ -339,6 +339,7 @@ pub(crate) async fn measure(
         }
     };
     progress.finish();
+    let load_ended = Utc::now();
     // One last reading so a peak in the final moments counts.
     clock.catch_up(&mut p.sampler, &mut failures, p.source.name());
     restarts.extend(poll_once(p.source.as_mut(), &mut p.sampler, &mut failures, true).await);
@@ -380,6 +381,7 @@ pub(crate) async fn measure(
             ended_early = Some(format!("{reason} while the run was finishing"));
         }
     }
+    ended_early = ended_early.map(|reason| ran_share(sc, driver_name, &outcome, started_at, load_ended, reason));
     let mut memory_notes = p.notes.clone();
     if let Some(note) = failures.note(p.source.name(), &p.sampler) {
         log::warn!("{note}");
@@ -414,6 +416,23 @@ pub(crate) async fn measure(
     };
     let verdict = crate::judge::evaluate(&sc.policy, &run);
     Ok(RunResult { run, verdict })
+}
+
+/// An early end's reason with how much of the plan ran appended: "k6 exited with code 108 (…);
+/// k6 stopped after 3.1 s of a 12 s plan". The load began with its first stage (else when the
+/// gate started it) and ended when the driver returned.
+fn ran_share(
+    sc: &Scenario,
+    driver: &str,
+    outcome: &LoadOutcome,
+    started_at: crate::model::Timestamp,
+    load_ended: crate::model::Timestamp,
+    reason: String,
+) -> String {
+    let began = outcome.stages.first().map_or(started_at, |w| w.start);
+    let planned = sc.load.total_duration();
+    let share = load::plan::how_much_ran(driver, planned, began, load_ended.max(began));
+    format!("{}; {share}", reason.trim_end())
 }
 
 /// How long a stopped load may take to end before it is abandoned.

@@ -2,7 +2,11 @@
 //! results; the run's window is their first and last point; memory comes from the scenario's
 //! Prometheus source through `query_range` over the window (one interval each side); limits,
 //! requests and the VPA come from the cluster as in `run`. A window Prometheus no longer keeps
-//! (or no series at all) is inconclusive, and the load numbers are still reported.
+//! (or no series at all) is inconclusive, and the load numbers are still reported. Results that
+//! are incomplete — a gzip stream cut short, a last line cut mid-way, or a last point far
+//! before the end of the scenario's declared plan — are not the planned load: the run is
+//! judged as one that ended early (`ended_early`, a note, and the coverage rule's inconclusive
+//! finding), saying how much of the plan the results cover.
 
 use std::path::PathBuf;
 
@@ -70,6 +74,10 @@ pub async fn judge_k6(
         last.format("%H:%M:%S"),
         summary.requests
     );
+    let cut = incomplete(&summary.incomplete, sc.load.total_duration(), first, last);
+    for reason in &cut {
+        log::warn!("k6 results: {reason}");
+    }
     let client = cluster::connect(&ctx.access).await?;
     let resolved = k8s::resolve(&client, k).await?;
     let vpa = read_vpa_for(&client, sc, k).await?;
@@ -154,6 +162,7 @@ pub async fn judge_k6(
         ));
     }
     notes.push("restarts during a finished run are not seen by `judge`; OOM kills show only as gaps and drops".into());
+    notes.extend(cut.iter().map(|c| format!("incomplete k6 results: {c}")));
     let memory = MemoryMeta {
         source: "prometheus".into(),
         interval: step,
@@ -171,7 +180,7 @@ pub async fn judge_k6(
         restarts: Vec::new(),
         load: summary.load_stats(),
         memory,
-        ended_early: None,
+        ended_early: (!cut.is_empty()).then(|| format!("the k6 results are incomplete: {}", cut.join("; "))),
         workload: resolved.label(),
         vpa,
         notes,
@@ -180,6 +189,31 @@ pub async fn judge_k6(
     };
     let verdict = crate::judge::evaluate(&sc.policy, &run);
     Ok(RunResult { run, verdict })
+}
+
+/// Why the k6 results do not cover the planned run: the reader's cuts, and a last point far
+/// before the end of a declared `planned` duration ("k6 stopped after 3.1 s of a 12 s plan").
+fn incomplete(
+    cuts: &[String],
+    planned: std::time::Duration,
+    first: crate::model::Timestamp,
+    last: crate::model::Timestamp,
+) -> Vec<String> {
+    let mut out = cuts.to_vec();
+    if let Some(short) = crate::load::plan::fell_short(planned, first, last) {
+        out.push(format!(
+            "the last point ({} UTC) is {} before the end of the declared stages: {}",
+            last.format("%H:%M:%S"),
+            crate::units::format_duration(std::time::Duration::from_millis(short.as_millis() as u64)),
+            crate::load::plan::how_much_ran("k6", planned, first, last)
+        ));
+    } else if !out.is_empty() && !planned.is_zero() {
+        out.push(format!(
+            "the results cover {}",
+            crate::load::plan::ran_of(planned, first, last)
+        ));
+    }
+    out
 }
 
 fn regex_escape(s: &str) -> String {
