@@ -43,7 +43,7 @@ fn web(cluster: &SimCluster, replicas: u32) {
 }
 
 /// A confident VPA `web` targeting deployment `web`, recommending for `container`: target
-/// 64 MiB (the demo's 24 MiB baseline plus the request's headroom), upper bound 1 GiB.
+/// 48 MiB (within 100% of both the demo's ~30 MiB peak and its 64 MiB request), upper bound 1 GiB.
 fn vpa(container: &str) -> serde_json::Value {
     serde_json::json!({
         "metadata": { "name": "web" },
@@ -57,8 +57,8 @@ fn vpa(container: &str) -> serde_json::Value {
             "recommendation": { "containerRecommendations": [ {
                 "containerName": container,
                 "lowerBound": { "cpu": "10m", "memory": "20Mi" },
-                "target": { "cpu": "11m", "memory": "64Mi" },
-                "uncappedTarget": { "cpu": "11m", "memory": "64Mi" },
+                "target": { "cpu": "11m", "memory": "48Mi" },
+                "uncappedTarget": { "cpu": "11m", "memory": "48Mi" },
                 "upperBound": { "cpu": "12m", "memory": "1Gi" }
             } ] }
         }
@@ -111,7 +111,7 @@ fn a_failing_vpa_list_makes_the_vpa_rules_inconclusive_never_a_warning() {
         &cluster,
         dir.path(),
         SHORT,
-        "  vpa: { name: auto, tolerance: 200% }",
+        "  vpa: { name: auto, tolerance: 100% }",
     );
 
     // The control: the VPA is read and the comparison passes.
@@ -185,7 +185,7 @@ fn a_vpa_name_that_does_not_exist_is_exit_2_at_check_and_at_run_before_any_load(
         &cluster,
         dir.path(),
         long,
-        "  vpa: { name: web-vpa, tolerance: 200% }",
+        "  vpa: { name: web-vpa, tolerance: 100% }",
     );
     let o = oomgate(&cluster, "check", &sc, None);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -216,7 +216,7 @@ fn a_vpa_name_that_does_not_exist_is_exit_2_at_check_and_at_run_before_any_load(
         &cluster,
         dir.path(),
         long,
-        "  vpa: { name: web, tolerance: 200% }",
+        "  vpa: { name: web, tolerance: 100% }",
     );
     let o = oomgate(&cluster, "check", &sc, None);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -235,7 +235,7 @@ fn a_vpa_for_none_of_the_measured_containers_warns_naming_both_sets() {
         &cluster,
         dir.path(),
         SHORT,
-        "  vpa: { name: auto, tolerance: 200% }",
+        "  vpa: { name: auto, tolerance: 100% }",
     );
     cluster.set_vpa(vpa("worker"));
     let (o, r) = run(&cluster, dir.path(), &sc, "other");
