@@ -172,7 +172,7 @@ fn judge_on_cut_short_k6_results_is_inconclusive_and_says_so() {
     let half = dir.path().join("half.json.gz");
     std::fs::write(&half, &gz_bytes[..gz_bytes.len() / 2]).unwrap();
     let (o, r) = judge(&cluster, &sc, &half, &dir.path().join("half"));
-    assert_incomplete(&o, &r, "the gzip stream ends before its end (the file was cut short)");
+    assert_incomplete(&o, &r, "the gzip stream stops before its end marker (the file was cut short)");
     eprintln!("half gzip: {}", r["ended_early"]);
 
     // The plain file with its last line cut mid-line (every point up to it is there).

@@ -205,6 +205,7 @@ fn k6_killed_mid_run_is_inconclusive_never_a_pass() {
         Some(3) => {
             let r = report(&out);
             let ran = assert_ended_early(&r, "k6 was killed by signal 9 (SIGKILL)");
+            eprintln!("ended_early: {}", r["ended_early"]);
             assert!(ran < 8.0, "k6 ran {ran} s");
         }
         Some(2) => assert!(

@@ -39,7 +39,7 @@ pub fn stage_windows(
 
 /// Seconds for people: one decimal under 100 s without a trailing `.0` ("3.1 s", "12 s"),
 /// the unit format above.
-fn seconds(d: std::time::Duration) -> String {
+pub fn seconds(d: std::time::Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 100.0 {
         let text = format!("{secs:.1}");

@@ -204,7 +204,7 @@ fn incomplete(
         out.push(format!(
             "the last point ({} UTC) is {} before the end of the declared stages: {}",
             last.format("%H:%M:%S"),
-            crate::units::format_duration(std::time::Duration::from_millis(short.as_millis() as u64)),
+            crate::load::plan::seconds(short),
             crate::load::plan::how_much_ran("k6", planned, first, last)
         ));
     } else if !out.is_empty() && !planned.is_zero() {
