@@ -238,6 +238,10 @@ impl MemoryMeta {
     }
 }
 
+/// `LoadStats::latency_measure` when the load tool was stopped before it reported its numbers
+/// (only the live request counters are known): a latency threshold cannot be judged.
+pub const LATENCY_UNKNOWN: &str = "unknown: the load tool was stopped before it reported";
+
 /// Latency and volume for a set of requests.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RequestStats {

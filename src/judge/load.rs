@@ -45,6 +45,22 @@ fn driver(load: &LoadStats) -> &str {
 
 fn latency(policy: &Policy, load: &LoadStats) -> Option<Finding> {
     let max = policy.max_p95?.as_secs_f64() * 1000.0;
+    if load.latency_measure == crate::model::LATENCY_UNKNOWN {
+        // A configured threshold that could not be judged is never a pass.
+        let mut f = finding(
+            Rule::Latency,
+            Severity::Inconclusive,
+            format!(
+                "the p95 latency threshold of {} could not be evaluated: the {} load was stopped \
+                 before it reported latencies (only {} requests were counted)",
+                format_ms(max),
+                driver(load),
+                load.requests
+            ),
+        );
+        f.threshold = Some(max);
+        return Some(f);
+    }
     let measure = if load.latency_measure.trim().is_empty() {
         String::new()
     } else {
@@ -292,5 +308,25 @@ mod tests {
         assert_eq!(f.severity, Severity::Pass);
         assert!(f.message.ends_with("no error-rate threshold is set"));
         assert_eq!(f.threshold, None);
+    }
+
+    #[test]
+    fn a_latency_threshold_without_latencies_is_inconclusive() {
+        let mut run = crate::judge::fixtures::healthy_run();
+        run.load.latency_measure = crate::model::LATENCY_UNKNOWN.into();
+        run.load.p95_ms = 0.0;
+        let policy = Policy {
+            max_p95: Some(std::time::Duration::from_millis(500)),
+            ..Policy::default()
+        };
+        let fs = check(&policy, &run);
+        let f = fs.iter().find(|f| f.rule == Rule::Latency).unwrap();
+        assert_eq!(f.severity, Severity::Inconclusive, "{}", f.message);
+        assert!(f.message.contains("could not be evaluated"), "{}", f.message);
+        // The control: measured latencies are judged.
+        run.load.latency_measure = "time to first byte".into();
+        let fs = check(&policy, &run);
+        let f = fs.iter().find(|f| f.rule == Rule::Latency).unwrap();
+        assert_eq!(f.severity, Severity::Pass, "{}", f.message);
     }
 }

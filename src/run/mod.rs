@@ -462,7 +462,7 @@ fn live_outcome(
     LoadOutcome {
         stats: crate::model::LoadStats {
             driver: driver.to_string(),
-            latency_measure: "unknown: the load tool was stopped before it reported".into(),
+            latency_measure: crate::model::LATENCY_UNKNOWN.into(),
             requests,
             failures,
             rps: if secs > 0.0 {
