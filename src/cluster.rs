@@ -485,7 +485,9 @@ fn without_wrappers(detail: &str) -> String {
     }
     let rest = rest.replace(": client error (SendRequest)", "");
     match rest.trim() {
-        "" | "client error (SendRequest)" => "the request could not be sent (no further detail)".to_string(),
+        "" | "client error (SendRequest)" => {
+            "the request could not be sent (no further detail)".to_string()
+        }
         r => r.to_string(),
     }
 }
@@ -598,7 +600,10 @@ current-context: staging
         // The control: a real certificate problem stays one.
         let bad_ca = Chain(
             "client error (Connect)",
-            Some(Box::new(Chain("invalid peer certificate: UnknownIssuer", None))),
+            Some(Box::new(Chain(
+                "invalid peer certificate: UnknownIssuer",
+                None,
+            ))),
         );
         let e = transport(&bad_ca);
         assert!(matches!(e, ClusterError::Tls { .. }), "{e:?}");

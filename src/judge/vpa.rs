@@ -87,7 +87,11 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     });
     let tol = rule.tolerance;
     let groups = group_containers(run);
-    if !groups.is_empty() && !groups.iter().any(|g| recs.iter().any(|r| r.container == g.name)) {
+    if !groups.is_empty()
+        && !groups
+            .iter()
+            .any(|g| recs.iter().any(|r| r.container == g.name))
+    {
         let list = |names: Vec<&str>| {
             if names.is_empty() {
                 "none".to_string()

@@ -271,7 +271,9 @@ fn incomplete(agg: &Aggregate) -> Vec<String> {
     let mut out: Vec<String> = agg
         .cut_streams
         .iter()
-        .map(|f| format!("{f}: the gzip stream stops before its end marker (the file was cut short)"))
+        .map(|f| {
+            format!("{f}: the gzip stream stops before its end marker (the file was cut short)")
+        })
         .collect();
     out.extend(
         agg.issues

@@ -176,9 +176,8 @@ impl GooseDriver {
         let windows = stage_windows(&self.stages, &starts, finished);
         // Goose ending its plan early on its own (its killswitch, a failed user) is an early end
         // too, even with no stop asked for.
-        let stopped_early = super::stop_reason().or_else(|| {
-            short_plan(&self.stages, windows.first().map(|w| w.start)?, finished)
-        });
+        let stopped_early = super::stop_reason()
+            .or_else(|| short_plan(&self.stages, windows.first().map(|w| w.start)?, finished));
         let elapsed = match (windows.first(), windows.last()) {
             (Some(a), Some(b)) => (b.end - a.start).to_std().unwrap_or_default(),
             _ => Duration::from_secs(metrics.duration as u64),
@@ -339,6 +338,9 @@ mod tests {
             Some("Goose ended its test plan early on its own (1 of 2 stages began)")
         );
         // The control: the whole plan, give or take the start-up slack.
-        assert_eq!(short_plan(&stages, t0, t0 + chrono::Duration::seconds(11)), None);
+        assert_eq!(
+            short_plan(&stages, t0, t0 + chrono::Duration::seconds(11)),
+            None
+        );
     }
 }

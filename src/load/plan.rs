@@ -67,7 +67,11 @@ pub fn ran_of(planned: std::time::Duration, began: Timestamp, ended: Timestamp) 
     if planned.is_zero() {
         seconds(ran)
     } else {
-        format!("{} of a {} plan", seconds(ran.min(planned)), seconds(planned))
+        format!(
+            "{} of a {} plan",
+            seconds(ran.min(planned)),
+            seconds(planned)
+        )
     }
 }
 
@@ -149,14 +153,22 @@ mod tests {
             "goose stopped after 4 s"
         );
         assert_eq!(
-            how_much_ran("k6", Duration::from_secs(900), t0, t0 + CDuration::seconds(200)),
+            how_much_ran(
+                "k6",
+                Duration::from_secs(900),
+                t0,
+                t0 + CDuration::seconds(200)
+            ),
             "k6 stopped after 3m20s of a 15m plan"
         );
         assert_eq!(
             fell_short(plan, t0, t0 + CDuration::milliseconds(3100)),
             Some(Duration::from_millis(8900))
         );
-        assert_eq!(fell_short(plan, t0, t0 + CDuration::milliseconds(11_000)), None);
+        assert_eq!(
+            fell_short(plan, t0, t0 + CDuration::milliseconds(11_000)),
+            None
+        );
         assert_eq!(fell_short(Duration::ZERO, t0, t0), None);
     }
 }

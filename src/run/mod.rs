@@ -381,7 +381,8 @@ pub(crate) async fn measure(
             ended_early = Some(format!("{reason} while the run was finishing"));
         }
     }
-    ended_early = ended_early.map(|reason| ran_share(sc, driver_name, &outcome, started_at, load_ended, reason));
+    ended_early = ended_early
+        .map(|reason| ran_share(sc, driver_name, &outcome, started_at, load_ended, reason));
     let mut memory_notes = p.notes.clone();
     if let Some(note) = failures.note(p.source.name(), &p.sampler) {
         log::warn!("{note}");

@@ -180,7 +180,8 @@ pub async fn judge_k6(
         restarts: Vec::new(),
         load: summary.load_stats(),
         memory,
-        ended_early: (!cut.is_empty()).then(|| format!("the k6 results are incomplete: {}", cut.join("; "))),
+        ended_early: (!cut.is_empty())
+            .then(|| format!("the k6 results are incomplete: {}", cut.join("; "))),
         workload: resolved.label(),
         vpa,
         notes,

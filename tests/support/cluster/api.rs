@@ -101,7 +101,11 @@ fn vpa_faulted(fault: VpaFault, resp: Response<Body>) -> Response<Body> {
             use http_body_util::BodyExt as _;
             let (mut parts, body) = resp.into_parts();
             let stream = futures::stream::once(async move {
-                let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
                 Ok::<_, Infallible>(hyper::body::Frame::data(bytes.slice(..bytes.len().min(16))))
             });
             // The full length is announced (more than any list here); only the
