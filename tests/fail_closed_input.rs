@@ -234,3 +234,67 @@ fn judge_on_cut_short_k6_results_is_inconclusive_and_says_so() {
     assert!(said.contains(" of a 9 s plan"), "{said}");
     eprintln!("early end: {said}");
 }
+
+/// A point stamped `9999-12-31T23:59:59Z` is valid RFC 3339 that no nanosecond timeline holds:
+/// exit 2 naming the file, the line and that the time is valid but out of range (never "not an
+/// RFC 3339 time"). The control, the same point in 2026, gets past reading the file.
+#[test]
+fn a_point_in_the_year_9999_is_exit_2_naming_file_line_and_a_valid_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", support::free_port());
+    let yaml = format!(
+        "name: judge-input\ntarget: {{ url: \"{url}\" }}\nload:\n  driver: k6\n  k6: {{ script: load.js }}\nworkload:\n  kubernetes: {{ namespace: staging, deployment: web }}\nmemory:\n  source: prometheus\n  interval: 1s\n  prometheus: {{ url: \"{url}\" }}\n"
+    );
+    let sc = dir.path().join("scenario.yaml");
+    std::fs::write(&sc, yaml).unwrap();
+    std::fs::write(dir.path().join("load.js"), SCRIPT).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{ server: '{}' }}\nusers:\n- name: u\n  user: {{ token: t }}\ncontexts:\n- name: c\n  context: {{ cluster: c, user: u }}\ncurrent-context: c\n", url.replace("http", "https")),
+    )
+    .unwrap();
+    let point = |time: &str| {
+        format!(
+            "{{\"metric\":\"http_reqs\",\"type\":\"Point\",\"data\":{{\"time\":\"{time}\",\"value\":1,\"tags\":{{\"name\":\"list\",\"status\":\"200\"}}}}}}\n"
+        )
+    };
+    let judge = |file: &Path| {
+        run_bounded(
+            Command::new(support::oomgate())
+                .args(["judge", sc.to_str().unwrap(), "--k6-results"])
+                .arg(file)
+                .arg("--out")
+                .arg(dir.path().join("out"))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig),
+            Duration::from_secs(60),
+        )
+    };
+    let far = dir.path().join("far.json");
+    std::fs::write(
+        &far,
+        format!(
+            "{}{}",
+            point("2026-12-01T10:00:00Z"),
+            point("9999-12-31T23:59:59Z")
+        ),
+    )
+    .unwrap();
+    let o = judge(&far);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{}:2: not a k6 JSON line: \"data.time\" \"9999-12-31T23:59:59Z\" is a valid RFC 3339 time", far.display())),
+        "{err}"
+    );
+    assert!(!err.contains("is not an RFC 3339 time"), "{err}");
+    // The control: a 2026 time is read; the judge goes on to the cluster (which is not there).
+    let near = dir.path().join("near.json");
+    std::fs::write(&near, point("2026-12-01T10:00:00Z").repeat(2)).unwrap();
+    let o = judge(&near);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("data.time"), "{err}");
+    assert!(err.contains("Kubernetes API"), "{err}");
+}

@@ -76,10 +76,12 @@ pub async fn read_vpa_checked(
 ) -> Result<VpaStatus, VpaError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vpa_resource());
     let list = match tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default())).await {
-        Err(_) => return Ok(read_failed(format!(
+        Err(_) => {
+            return Ok(read_failed(format!(
             "listing VerticalPodAutoscalers in namespace `{namespace}` got no answer within {} s",
             LIST_TIMEOUT.as_secs()
-        ))),
+        )))
+        }
         Ok(Err(e)) if matches!(status_code(&e), Some(401 | 403)) => {
             return Err(classify(e, "list", VPA_RESOURCE, namespace).into())
         }
