@@ -174,7 +174,10 @@ fn kernel_oom_kill_fails_on_oom_killed_and_ends_early() {
             && !msg.contains("reached the"),
         "{msg}"
     );
-    assert!(f[0]["observed"].as_f64().unwrap() > 16.0 * 1024.0 * 1024.0, "{r:#}");
+    assert!(
+        f[0]["observed"].as_f64().unwrap() > 16.0 * 1024.0 * 1024.0,
+        "{r:#}"
+    );
     assert!(r["ended_early"].is_string(), "{r:#}");
     assert!(
         leftover_cgroups().is_empty(),
