@@ -270,8 +270,11 @@ pub struct LoadStats {
     pub max_ms: f64,
     pub per_request: Vec<RequestStats>,
     pub status_codes: BTreeMap<u16, u64>,
-    /// The load tool's own thresholds failed (k6 exit code 99).
+    /// The load tool's own thresholds failed (k6 exit code 99), or its script marked the test
+    /// as failed (k6 exit code 110, `exec.test.fail()`).
     pub tool_thresholds_failed: bool,
+    /// The exit code that said so (99 or 110), when the tool gave one.
+    pub tool_exit_code: Option<i32>,
     /// Load numbers per stage, when the driver can split them (k6; not Goose).
     pub per_stage: Vec<StageLoad>,
 }

@@ -2,7 +2,8 @@
 //! (1.1.0) against the real demo service in a real memory cgroup, where the k6 script calls
 //! `exec.test.abort()` after 3 s of a 12 s plan, or k6 is SIGKILLed mid-run from outside. Each
 //! ends `inconclusive` with `ended_early` naming k6's exit and how much of the plan ran; the
-//! control (the same script without the abort, k6 left alone) passes.
+//! control (the same script without the abort, k6 left alone) passes. A script that calls
+//! `exec.test.fail()` (exit 110) runs its whole plan and fails on `tool-thresholds`, naming it.
 
 mod support;
 
@@ -27,16 +28,21 @@ fn require_k6() -> bool {
     false
 }
 
-/// Calls `exec.test.abort()` once the test has run `ABORT_MS` (0: never).
+/// Calls `exec.test.abort()` once the test has run `ABORT_MS` (0: never), and
+/// `exec.test.fail()` (the test runs on, marked failed) when `FAIL` is true.
 const SCRIPT: &str = r#"
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { sleep } from 'k6';
 const ABORT_MS = __ABORT_MS__;
+const FAIL = __FAIL__;
 export default function () {
   http.get(`${__ENV.TARGET_URL}/api/users`, { tags: { name: 'list' } });
   if (ABORT_MS > 0 && exec.instance.currentTestRunDuration > ABORT_MS) {
     exec.test.abort('the script gave up');
+  }
+  if (FAIL && exec.instance.currentTestRunDuration > 3000) {
+    exec.test.fail('the script says this run failed');
   }
   sleep(0.05);
 }
@@ -44,9 +50,15 @@ export default function () {
 
 /// A local demo service (256 MiB limit) driven by k6 over a 12 s plan in three stages.
 fn scenario(dir: &Path, abort_ms: u64) -> PathBuf {
+    scenario_with(dir, abort_ms, false)
+}
+
+fn scenario_with(dir: &Path, abort_ms: u64, fail: bool) -> PathBuf {
     std::fs::write(
         dir.join("load.js"),
-        SCRIPT.replace("__ABORT_MS__", &abort_ms.to_string()),
+        SCRIPT
+            .replace("__ABORT_MS__", &abort_ms.to_string())
+            .replace("__FAIL__", &fail.to_string()),
     )
     .unwrap();
     let port = support::free_port();
@@ -237,4 +249,38 @@ fn k6_killed_mid_run_is_inconclusive_never_a_pass() {
         ),
         other => panic!("k6 killed mid-run ended {other:?}: {err}"),
     }
+}
+
+/// `exec.test.fail()` (exit code 110) runs the whole plan marked failed: a `tool-thresholds`
+/// failure naming it, not an early end.
+#[test]
+fn a_k6_script_that_marks_the_test_failed_fails_without_ending_early() {
+    if !support::require_cgroups() || !require_k6() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario_with(dir.path(), 0, true);
+    let out = dir.path().join("failed");
+    let o = run_bounded(
+        Command::new(support::oomgate()).args([
+            "run",
+            sc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        Duration::from_secs(90),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&out);
+    assert!(r["ended_early"].is_null(), "{r:#}");
+    let f = findings(&r, "tool-thresholds", "fail");
+    assert_eq!(f.len(), 1, "{r:#}");
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit code 110: the script called exec.test.fail()"),
+        "{r:#}"
+    );
+    assert_schema(&r);
 }

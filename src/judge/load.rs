@@ -23,14 +23,18 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     out.extend(latency(policy, load));
     out.push(error_rate(policy, load));
     if load.tool_thresholds_failed {
-        out.push(finding(
-            Rule::ToolThresholds,
-            Severity::Fail,
-            format!(
+        let message = match load.tool_exit_code {
+            Some(110) => format!(
+                "{} marked the test as failed (exit code 110: the script called \
+                 exec.test.fail()): see why in its output",
+                driver(load)
+            ),
+            _ => format!(
                 "{} reported its own thresholds as failed (exit code 99): see the thresholds in its output",
                 driver(load)
             ),
-        ));
+        };
+        out.push(finding(Rule::ToolThresholds, Severity::Fail, message));
     }
     out
 }

@@ -427,6 +427,7 @@ impl K6Summary {
                 .collect(),
             status_codes: self.status_codes.clone(),
             tool_thresholds_failed: false,
+            tool_exit_code: None,
             per_stage: self
                 .stages
                 .iter()

@@ -3,11 +3,11 @@
 //! has none), `--out json=<out>/k6.json.gz`, plus `load.k6.args`. k6's output is streamed to the
 //! log; when the run must stop early k6 gets SIGINT (it then ends gracefully). Afterwards the JSON
 //! results are ingested by the streaming reader (`crate::k6`). Exit code 99 (k6's own thresholds
-//! failed) is a finding, not a crash. Any other non-zero exit (108: the script called
-//! `exec.test.abort()`, 107: a script exception, …) or k6 killed by a signal, unless oomgate
-//! itself stopped it, means the planned load did not run to its end: the outcome's
-//! `stopped_early` says so with k6's own meaning of the code, and the run is judged as one that
-//! ended early.
+//! failed) and 110 (the script called `exec.test.fail()`) are a finding, not a crash. Any other
+//! non-zero exit (108: the script called `exec.test.abort()`, 107: a script exception, …) or
+//! k6 killed by a signal, unless oomgate itself stopped it, means the planned load did not run
+//! to its end: the outcome's `stopped_early` says so with k6's own meaning of the code, and the
+//! run is judged as one that ended early.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -158,7 +158,9 @@ impl K6Driver {
             let _ = p.await;
         }
         let code = status.code();
-        let thresholds_failed = code == Some(99);
+        // 99: k6's thresholds failed; 110: the script called exec.test.fail(). Both ran the
+        // whole plan and are the tool's own failure verdict.
+        let thresholds_failed = matches!(code, Some(99 | 110));
         let early = if interrupted {
             None
         } else {
@@ -173,7 +175,7 @@ impl K6Driver {
             log::warn!("{why}; judging the results it wrote as a load that ended early");
         }
         let stages = (!self.stages.is_empty()).then_some(self.stages.as_slice());
-        let (stats, windows) =
+        let (mut stats, windows) =
             crate::k6::ingest_run(std::slice::from_ref(&self.results), stages, started).map_err(
                 |e| {
                     LoadError::K6(format!(
@@ -182,6 +184,7 @@ impl K6Driver {
                     ))
                 },
             )?;
+        stats.tool_exit_code = code.filter(|_| thresholds_failed);
         Ok(LoadOutcome {
             stats,
             stages: windows,
@@ -191,11 +194,12 @@ impl K6Driver {
     }
 }
 
-/// Why k6 ended before its plan, from its exit: `None` for 0 and 99 (thresholds failed: a
-/// finding of its own), else the code with k6's meaning of it, or the signal that killed it.
+/// Why k6 ended before its plan, from its exit: `None` for 0, 99 (thresholds failed) and 110
+/// (`exec.test.fail()`: the test ran on, marked failed; both a finding of their own), else the
+/// code with k6's meaning of it, or the signal that killed it.
 pub fn early_end(code: Option<i32>, signal: Option<i32>) -> Option<String> {
     match (code, signal) {
-        (Some(0 | 99), _) => None,
+        (Some(0 | 99 | 110), _) => None,
         (Some(c), _) => Some(format!("k6 exited with code {c}{}", k6_exit_meaning(c))),
         (None, Some(sig)) => Some(format!("k6 was killed by signal {sig}{}", signal_name(sig))),
         (None, None) => Some("k6 ended without an exit code".to_string()),
@@ -217,7 +221,6 @@ fn k6_exit_meaning(code: i32) -> &'static str {
         107 => " (an uncaught exception in the script)",
         108 => " (the script called exec.test.abort())",
         109 => " (k6 panicked)",
-        110 => " (the script marked the test as failed with exec.test.fail())",
         _ => "",
     }
 }
@@ -251,6 +254,7 @@ mod tests {
     fn an_exit_other_than_0_or_99_is_an_early_end_with_its_meaning() {
         assert_eq!(early_end(Some(0), None), None);
         assert_eq!(early_end(Some(99), None), None);
+        assert_eq!(early_end(Some(110), None), None);
         assert_eq!(
             early_end(Some(108), None).as_deref(),
             Some("k6 exited with code 108 (the script called exec.test.abort())")
