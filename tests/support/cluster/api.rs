@@ -2,6 +2,9 @@
 //! token authentication (401 Unauthorized Status otherwise; Role-bound tokens are authorized by
 //! `rbac.rs`), optional 403 Forbidden per (verb, resource) to simulate RBAC, read-only (other
 //! methods: 405), and the routing of every path the rig serves to discovery, the stored resources, metrics.k8s.io and the VPA group.
+//! VPA reads can be made to fail (`VpaFault`): a 500/503/429 Status, the connection closed
+//! unanswered (the service returns an error, so hyper drops it) or after the first bytes of a
+//! body announced longer, or an answer held back.
 //! Every error is a `metav1.Status`; a malformed request never panics the server.
 
 use std::convert::Infallible;
