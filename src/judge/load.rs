@@ -8,6 +8,17 @@ use crate::model::{Finding, LoadStats, Policy, Rule, Run, Severity};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     let load = &run.load;
+    if load.requests == 0 && load.latency_measure == crate::model::LATENCY_UNKNOWN {
+        return vec![finding(
+            Rule::ErrorRate,
+            Severity::Inconclusive,
+            format!(
+                "no request was counted: the {} load was stopped before it reported its \
+                 numbers, so how much load reached the target is unknown",
+                driver(load)
+            ),
+        )];
+    }
     if load.requests == 0 {
         return vec![finding(
             Rule::ErrorRate,

@@ -168,9 +168,14 @@ impl K6Driver {
         };
         if let Some(why) = &early {
             if !self.results.exists() {
-                return Err(LoadError::K6(format!(
-                    "{why} before writing results (see its output above)"
-                )));
+                let why = format!("{why} before writing any results (see its output above)");
+                // Killed from outside: a load ran and was cut, a run that ended early. An exit
+                // code without results is k6 refusing the script or its options: exit 2.
+                return Err(if code.is_none() {
+                    LoadError::EndedEarly(why)
+                } else {
+                    LoadError::K6(why)
+                });
             }
             log::warn!("{why}; judging the results it wrote as a load that ended early");
         }

@@ -37,6 +37,26 @@ pub fn stage_windows(
         .collect()
 }
 
+/// `windows` (the stages that began) followed by the planned stages after them that never
+/// began, laid out one after the other from `next` (where the last begun one was planned to
+/// end): the judge counts them as never started, the report still lists the whole plan.
+pub fn with_unstarted(
+    stages: &[Stage],
+    mut windows: Vec<StageWindow>,
+    mut next: Timestamp,
+) -> Vec<StageWindow> {
+    for stage in stages.iter().skip(windows.len()) {
+        let end = next + chrono::Duration::from_std(stage.duration).unwrap_or_default();
+        windows.push(StageWindow {
+            stage: stage.clone(),
+            start: next,
+            end,
+        });
+        next = end;
+    }
+    windows
+}
+
 /// Seconds for people: one decimal under 100 s without a trailing `.0` ("3.1 s", "12 s"),
 /// the unit format above.
 pub fn seconds(d: std::time::Duration) -> String {
@@ -170,5 +190,17 @@ mod tests {
             None
         );
         assert_eq!(fell_short(Duration::ZERO, t0, t0), None);
+    }
+
+    #[test]
+    fn stages_that_never_began_keep_their_planned_times() {
+        let st = stages(&[(5, 10), (10, 10), (5, 0)]);
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
+        let begun = stage_windows(&st, &[t0], t0 + CDuration::seconds(3));
+        let all = with_unstarted(&st, begun, t0 + CDuration::seconds(5));
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].end, t0 + CDuration::seconds(3));
+        assert_eq!(all[1].start, t0 + CDuration::seconds(5));
+        assert_eq!(all[2].end, t0 + CDuration::seconds(20));
     }
 }

@@ -369,6 +369,14 @@ pub(crate) async fn measure(
             );
             live_outcome(sc, driver_name, &live, started_at, ended_at)
         }
+        // The load tool ended early on its own without results (k6 killed before its first
+        // flush): a partial report, judged as a run that ended early.
+        Err(load::LoadError::EndedEarly(why)) => {
+            log::warn!("{why}; reporting its live counters");
+            let mut o = live_outcome(sc, driver_name, &live, started_at, ended_at);
+            o.stopped_early = Some(why);
+            o
+        }
         Err(e) => return Err(anyhow::Error::new(e).context("running the load")),
     };
     outcome.stats.tool_thresholds_failed = outcome.tool_thresholds_failed;
@@ -441,7 +449,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// The load numbers of a load that ended without results of its own (abandoned, or k6 killed
 /// by a second signal): the live counters, and the planned stages laid out from the start and
-/// cut at the end.
+/// cut at the end; the stages that never began keep their planned times (after the end, so
+/// they count as never started).
 fn live_outcome(
     sc: &Scenario,
     driver: &str,
@@ -473,7 +482,11 @@ fn live_outcome(
             },
             ..Default::default()
         },
-        stages: load::plan::stage_windows(&sc.load.stages, &starts, ended_at),
+        stages: load::plan::with_unstarted(
+            &sc.load.stages,
+            load::plan::stage_windows(&sc.load.stages, &starts, ended_at),
+            at,
+        ),
         stopped_early: load::stop_reason(),
         tool_thresholds_failed: false,
     }
