@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+#[path = "cluster_transport.rs"]
+mod transport_text;
+
 /// Where the cluster credentials come from (`--kubeconfig`, `--context`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterAccess {
@@ -33,6 +36,10 @@ pub enum ClusterError {
     Unreachable { server: String, detail: String },
     #[error("TLS with the Kubernetes API at {server} failed: {detail}; check the kubeconfig's certificate-authority (oomgate does not skip verification)")]
     Tls { server: String, detail: String },
+    /// The connection was closed before the answer was complete (a load balancer, proxy or API
+    /// server restart cut it): not a certificate problem.
+    #[error("the Kubernetes API at {server} closed the connection before its answer was complete ({detail}): a proxy, load balancer or API server restart cut it; run again, and check the API server's health if it keeps happening")]
+    Dropped { server: String, detail: String },
     #[error("the Kubernetes API rejected the credentials (401 Unauthorized): refresh them (log in again, renew the token) or point --kubeconfig/--context at valid ones")]
     Unauthorized,
     /// A 403. `verb`, `resource`, `group` and `namespace` are what the API server says it
@@ -447,7 +454,7 @@ pub fn classify_status(
 }
 
 fn transport(err: &(dyn StdError + 'static)) -> ClusterError {
-    let detail = error_chain(err);
+    let detail = transport_text::without_wrappers(&error_chain(err));
     let server = server_for_messages();
     let lower = detail.to_ascii_lowercase();
     // hyper-timeout's connect deadline covers the TCP connect and the TLS handshake: a server
@@ -460,6 +467,9 @@ fn transport(err: &(dyn StdError + 'static)) -> ClusterError {
                 CONNECT_TIMEOUT.as_secs()
             ),
         };
+    }
+    if transport_text::is_dropped(&lower) {
+        return ClusterError::Dropped { server, detail };
     }
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         ClusterError::Tls { server, detail }

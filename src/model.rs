@@ -238,6 +238,10 @@ impl MemoryMeta {
     }
 }
 
+/// `LoadStats::latency_measure` when the load tool was stopped before it reported its numbers
+/// (only the live request counters are known): a latency threshold cannot be judged.
+pub const LATENCY_UNKNOWN: &str = "unknown: the load tool was stopped before it reported";
+
 /// Latency and volume for a set of requests.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RequestStats {
@@ -266,8 +270,11 @@ pub struct LoadStats {
     pub max_ms: f64,
     pub per_request: Vec<RequestStats>,
     pub status_codes: BTreeMap<u16, u64>,
-    /// The load tool's own thresholds failed (k6 exit code 99).
+    /// The load tool's own thresholds failed (k6 exit code 99), or its script marked the test
+    /// as failed (k6 exit code 110, `exec.test.fail()`).
     pub tool_thresholds_failed: bool,
+    /// The exit code that said so (99 or 110), when the tool gave one.
+    pub tool_exit_code: Option<i32>,
     /// Load numbers per stage, when the driver can split them (k6; not Goose).
     pub per_stage: Vec<StageLoad>,
 }
@@ -342,8 +349,13 @@ pub enum VpaStatus {
     },
     /// The VPA exists but has no recommendation yet (it needs days of history).
     NoRecommendation { name: String },
-    /// No VPA targets the workload, the named one does not exist, or the CRD is not installed.
+    /// No VPA targets the workload, or the CRD is not installed: there is nothing to compare
+    /// with (a warning).
     Unavailable { reason: String },
+    /// The VPA list failed (5xx, 429, a dropped connection, a timeout) or its answer could not
+    /// be read: the comparison the policy asks for could not be made, so the VPA rules are
+    /// inconclusive.
+    ReadFailed { reason: String },
 }
 
 /// How a run's note starts when the run could not see OOM kills at all (a finished run judged

@@ -167,6 +167,17 @@ fn kernel_oom_kill_fails_on_oom_killed_and_ends_early() {
         f[0]["message"].as_str().unwrap().contains("OOM-killed"),
         "{r:#}"
     );
+    // It states the working set that was measured, not a claim that it "reached the limit".
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the highest working set measured in this pod was ")
+            && !msg.contains("reached the"),
+        "{msg}"
+    );
+    assert!(
+        f[0]["observed"].as_f64().unwrap() > 16.0 * 1024.0 * 1024.0,
+        "{r:#}"
+    );
     assert!(r["ended_early"].is_string(), "{r:#}");
     assert!(
         leftover_cgroups().is_empty(),

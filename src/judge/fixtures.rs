@@ -118,6 +118,7 @@ pub fn healthy_load() -> LoadStats {
         ],
         status_codes: BTreeMap::from([(200, 11_997), (503, 3)]),
         tool_thresholds_failed: false,
+        tool_exit_code: None,
         per_stage: Vec::new(),
     }
 }

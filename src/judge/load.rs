@@ -8,6 +8,17 @@ use crate::model::{Finding, LoadStats, Policy, Rule, Run, Severity};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     let load = &run.load;
+    if load.requests == 0 && load.latency_measure == crate::model::LATENCY_UNKNOWN {
+        return vec![finding(
+            Rule::ErrorRate,
+            Severity::Inconclusive,
+            format!(
+                "no request was counted: the {} load was stopped before it reported its \
+                 numbers, so how much load reached the target is unknown",
+                driver(load)
+            ),
+        )];
+    }
     if load.requests == 0 {
         return vec![finding(
             Rule::ErrorRate,
@@ -23,14 +34,18 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     out.extend(latency(policy, load));
     out.push(error_rate(policy, load));
     if load.tool_thresholds_failed {
-        out.push(finding(
-            Rule::ToolThresholds,
-            Severity::Fail,
-            format!(
+        let message = match load.tool_exit_code {
+            Some(110) => format!(
+                "{} marked the test as failed (exit code 110: the script called \
+                 exec.test.fail()): see why in its output",
+                driver(load)
+            ),
+            _ => format!(
                 "{} reported its own thresholds as failed (exit code 99): see the thresholds in its output",
                 driver(load)
             ),
-        ));
+        };
+        out.push(finding(Rule::ToolThresholds, Severity::Fail, message));
     }
     out
 }
@@ -45,6 +60,22 @@ fn driver(load: &LoadStats) -> &str {
 
 fn latency(policy: &Policy, load: &LoadStats) -> Option<Finding> {
     let max = policy.max_p95?.as_secs_f64() * 1000.0;
+    if load.latency_measure == crate::model::LATENCY_UNKNOWN {
+        // A configured threshold that could not be judged is never a pass.
+        let mut f = finding(
+            Rule::Latency,
+            Severity::Inconclusive,
+            format!(
+                "the p95 latency threshold of {} could not be evaluated: the {} load was stopped \
+                 before it reported latencies (only {} requests were counted)",
+                format_ms(max),
+                driver(load),
+                load.requests
+            ),
+        );
+        f.threshold = Some(max);
+        return Some(f);
+    }
     let measure = if load.latency_measure.trim().is_empty() {
         String::new()
     } else {
@@ -292,5 +323,29 @@ mod tests {
         assert_eq!(f.severity, Severity::Pass);
         assert!(f.message.ends_with("no error-rate threshold is set"));
         assert_eq!(f.threshold, None);
+    }
+
+    #[test]
+    fn a_latency_threshold_without_latencies_is_inconclusive() {
+        let mut run = crate::judge::fixtures::healthy_run();
+        run.load.latency_measure = crate::model::LATENCY_UNKNOWN.into();
+        run.load.p95_ms = 0.0;
+        let policy = Policy {
+            max_p95: Some(std::time::Duration::from_millis(500)),
+            ..Policy::default()
+        };
+        let fs = check(&policy, &run);
+        let f = fs.iter().find(|f| f.rule == Rule::Latency).unwrap();
+        assert_eq!(f.severity, Severity::Inconclusive, "{}", f.message);
+        assert!(
+            f.message.contains("could not be evaluated"),
+            "{}",
+            f.message
+        );
+        // The control: measured latencies are judged.
+        run.load.latency_measure = "time to first byte".into();
+        let fs = check(&policy, &run);
+        let f = fs.iter().find(|f| f.rule == Rule::Latency).unwrap();
+        assert_eq!(f.severity, Severity::Pass, "{}", f.message);
     }
 }

@@ -220,12 +220,38 @@ fn restarts(
                 .and_then(|s| s.limit)
                 .or_else(|| g.limit())
         });
-        let reached = match (limit, group) {
-            (Some(l), _) => format!("its working set reached the {} limit", format_bytes(l)),
-            (None, Some(_)) => {
+        // What was measured in the killed pod's copy: the kernel kills at the limit, so a
+        // peak below it means the spike came between two samples.
+        let measured = group.and_then(|g| {
+            g.series
+                .iter()
+                .filter(|s| s.pod == r.pod)
+                .filter_map(|s| s.peak())
+                .max_by_key(|p| p.0)
+        });
+        let reached = match (limit, measured) {
+            (Some(l), Some((peak, at, _))) if peak < l => format!(
+                "the highest working set measured in this pod was {} at {} ({} of its {} \
+                 limit): the rise to the limit came between two samples",
+                format_bytes(peak),
+                super::clock(at),
+                super::format_share(peak as f64 / l.max(1) as f64),
+                format_bytes(l)
+            ),
+            (Some(l), Some((peak, at, _))) => format!(
+                "the highest working set measured in this pod was {} at {}, at its {} limit",
+                format_bytes(peak),
+                super::clock(at),
+                format_bytes(l)
+            ),
+            (Some(l), None) => format!(
+                "no working set was measured in this pod before the kill (its limit is {})",
+                format_bytes(l)
+            ),
+            (None, _) if group.is_some() => {
                 "it has no memory limit, so the node itself ran out of memory".to_string()
             }
-            (None, None) => "it was not measured, so its limit is unknown".to_string(),
+            (None, _) => "it was not measured, so its limit is unknown".to_string(),
         };
         let mut f = event_finding(
             Rule::OomKilled,
@@ -239,6 +265,7 @@ fn restarts(
             ),
         );
         f.threshold = limit.map(|l| l as f64);
+        f.observed = measured.map(|m| m.0 as f64);
         out.push(f);
     }
 

@@ -208,8 +208,12 @@ fn an_oom_kill_fails_with_pod_time_exit_code_and_limit() {
     assert_eq!(
         f.message,
         "app (pod local): OOM-killed by the kernel at 12:02:10 (stage 2, hold at 100 users), \
-         exit code 137; its working set reached the 256 MiB limit"
+         exit code 137; the highest working set measured in this pod was 100 MiB at 12:00:00 \
+         (39.1% of its 256 MiB limit): the rise to the limit came between two samples"
     );
+    // The measured working set is the finding's observed number, the limit its threshold.
+    assert_eq!(f.observed, Some((100 * MIB) as f64));
+    assert_eq!(f.threshold, Some((256 * MIB) as f64));
     assert_eq!(f.at, Some(t(12, 2, 10)));
     let r = only(&v.findings, Rule::Restarted, "app");
     assert_eq!(r.severity, Severity::Pass);

@@ -2,7 +2,10 @@
 //! peak against the VPA's memory target: fail above the tolerance, warn below it), `vpa-request`
 //! (the container's memory request against the target, either way) and `vpa-low-confidence`
 //! (a VPA still short of history; its rules then only warn unless the policy says otherwise).
-//! A VPA that is missing or has no recommendation yet is a warning, never a failure.
+//! A VPA that is missing or has no recommendation yet is a warning, never a failure; one whose
+//! list failed (5xx, 429, a dropped connection, a timeout) or could not be read makes the VPA
+//! rules inconclusive (the policy asked for a comparison that could not be made); a
+//! recommendation that names none of the measured containers is a warning listing both sets.
 
 use super::{finding, format_byte_pair, group_containers, when};
 use crate::model::{
@@ -21,6 +24,17 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
                 Rule::VpaPeak,
                 Severity::Warn,
                 format!("VPA comparison skipped: {reason}"),
+            )]
+        }
+        Some(VpaStatus::ReadFailed { reason }) => {
+            return vec![finding(
+                Rule::VpaPeak,
+                Severity::Inconclusive,
+                format!(
+                    "the VPA rules could not be evaluated: {reason}; policy.vpa asks for this \
+                     comparison, so the verdict cannot pass without it (run again, or remove \
+                     policy.vpa)"
+                ),
             )]
         }
         Some(VpaStatus::NoRecommendation { name }) => {
@@ -72,7 +86,32 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
         )
     });
     let tol = rule.tolerance;
-    for g in group_containers(run) {
+    let groups = group_containers(run);
+    if !groups.is_empty()
+        && !groups
+            .iter()
+            .any(|g| recs.iter().any(|r| r.container == g.name))
+    {
+        let list = |names: Vec<&str>| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        out.push(finding(
+            Rule::VpaPeak,
+            Severity::Warn,
+            format!(
+                "VPA {name} recommends for containers {} but the measured containers are {}: \
+                 no container could be compared (is the VPA for another workload, or were the \
+                 containers renamed?)",
+                list(recs.iter().map(|r| r.container.as_str()).collect()),
+                list(groups.iter().map(|g| g.name).collect())
+            ),
+        ));
+    }
+    for g in groups {
         let Some(rec) = recs.iter().find(|r| r.container == g.name) else {
             continue;
         };
@@ -327,5 +366,48 @@ mod tests {
             &run_with(1, None, rec(512 * MIB, false))
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_failed_read_is_inconclusive_with_the_reason() {
+        let p = policy(LowConfidencePolicy::Warn);
+        let reason = "the Kubernetes API answered 503 to `list` on `verticalpodautoscalers.autoscaling.k8s.io` in namespace `staging`: down";
+        let fs = check(
+            &p,
+            &run_with(
+                100 * MIB,
+                None,
+                VpaStatus::ReadFailed {
+                    reason: reason.into(),
+                },
+            ),
+        );
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Inconclusive]);
+        assert!(fs[0].message.contains(reason), "{}", fs[0].message);
+    }
+
+    #[test]
+    fn a_recommendation_for_other_containers_warns_naming_both() {
+        let p = policy(LowConfidencePolicy::Warn);
+        let mut vpa = rec(512 * MIB, false);
+        if let VpaStatus::Recommendation { containers, .. } = &mut vpa {
+            containers[0].container = "worker".into();
+        }
+        let fs = check(&p, &run_with(100 * MIB, None, vpa));
+        let warn: Vec<&Finding> = fs
+            .iter()
+            .filter(|f| f.rule == Rule::VpaPeak && f.severity == Severity::Warn)
+            .collect();
+        assert_eq!(warn.len(), 1, "{fs:#?}");
+        assert!(
+            warn[0]
+                .message
+                .contains("recommends for containers worker but the measured containers are app"),
+            "{}",
+            warn[0].message
+        );
+        // The control: a recommendation for `app` gives no such warning.
+        let fs = check(&p, &run_with(550 * MIB, None, rec(512 * MIB, false)));
+        assert!(fs.iter().all(|f| f.severity != Severity::Warn), "{fs:#?}");
     }
 }

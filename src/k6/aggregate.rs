@@ -342,6 +342,9 @@ pub struct Aggregate {
     pub(crate) stats: ReadStats,
     pub(crate) issues: Vec<LineIssue>,
     pub(crate) warnings: Vec<String>,
+    /// Inputs whose gzip stream ended before its end marker (k6 killed while writing, a copy
+    /// cut short): what was there was read, but the input is incomplete.
+    pub(crate) cut_streams: Vec<String>,
     pub(crate) sources: Vec<String>,
     pub(crate) first_ns: i64,
     pub(crate) last_ns: i64,
@@ -368,6 +371,7 @@ impl Aggregate {
             stats: ReadStats::default(),
             issues: Vec::new(),
             warnings: Vec::new(),
+            cut_streams: Vec::new(),
             sources: Vec::new(),
             first_ns: i64::MAX,
             last_ns: i64::MIN,
@@ -503,6 +507,11 @@ impl Aggregate {
         for w in o.warnings {
             if !self.warnings.contains(&w) {
                 self.warnings.push(w);
+            }
+        }
+        for c in o.cut_streams {
+            if !self.cut_streams.contains(&c) {
+                self.cut_streams.push(c);
             }
         }
         for s in o.sources {

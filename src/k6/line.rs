@@ -12,6 +12,19 @@ use serde_json::Value;
 use super::aggregate::Aggregate;
 use super::scan::{parse_rfc3339, parse_status, Cursor, RawStr};
 
+/// Why a `data.time` could not be placed on the run's timeline: not RFC 3339 at all, or a valid
+/// RFC 3339 time (`9999-12-31T23:59:59Z`) outside the nanosecond range the timeline holds.
+fn time_error(time: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(time) {
+        Ok(_) => format!(
+            "\"data.time\" {time:?} is a valid RFC 3339 time, but outside the years 1678–2261 \
+             that a k6 timeline (nanoseconds since 1970) can hold: a corrupted clock or an edited \
+             file?"
+        ),
+        Err(e) => format!("\"data.time\" is not an RFC 3339 time: {time:?} ({e})"),
+    }
+}
+
 /// What a metric's points contribute to the aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -332,8 +345,7 @@ pub(crate) fn slow_line(line: &[u8], agg: &mut Aggregate) -> Result<Handled, Str
                 .get("time")
                 .and_then(Value::as_str)
                 .ok_or("Point line without a \"data.time\" string")?;
-            let time_ns = parse_rfc3339(time.as_bytes())
-                .ok_or_else(|| format!("\"data.time\" is not an RFC 3339 time: {time:?}"))?;
+            let time_ns = parse_rfc3339(time.as_bytes()).ok_or_else(|| time_error(time))?;
             let value = data
                 .get("value")
                 .and_then(Value::as_f64)

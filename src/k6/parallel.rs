@@ -310,9 +310,12 @@ pub(crate) fn read_blocks<R: Read + Send>(
     }
     match ending {
         Ending::Complete => {}
-        Ending::Truncated => merged.warnings.push(format!(
-            "{label}: the gzip stream ends early (k6 stopped while writing?); read what was there"
-        )),
+        Ending::Truncated => {
+            merged.warnings.push(format!(
+                "{label}: the gzip stream ends early (k6 stopped while writing?); read what was there"
+            ));
+            merged.cut_streams.push(label.to_string());
+        }
         Ending::Failed(e) => {
             let what = if gz {
                 "corrupt gzip data"

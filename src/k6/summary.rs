@@ -81,6 +81,9 @@ pub struct K6Summary {
     pub stats: ReadStats,
     /// Things a report should mention: truncated or skipped lines, folded request names, ….
     pub warnings: Vec<String>,
+    /// Why the input is incomplete, one reason per cut: a gzip stream that ends early, a last
+    /// line cut off mid-way (`file:line: …`). Empty when every input was read to its end.
+    pub incomplete: Vec<String>,
     /// Time of the first and last point (the run window); `None` without points.
     pub first_point: Option<Timestamp>,
     pub last_point: Option<Timestamp>,
@@ -232,6 +235,7 @@ pub fn summarize(agg: &Aggregate, stages: Option<&[(Duration, u32)]>) -> K6Summa
         sources: agg.sources.clone(),
         stats: agg.stats.clone(),
         warnings: warnings(agg),
+        incomplete: incomplete(agg),
         first_point: has_points.then(|| ts(agg.first_ns)),
         last_point: has_points.then(|| ts(agg.last_ns)),
         requests: agg.requests(),
@@ -261,6 +265,30 @@ fn ratio(part: u64, whole: u64) -> f64 {
     } else {
         part as f64 / whole as f64
     }
+}
+
+fn incomplete(agg: &Aggregate) -> Vec<String> {
+    let mut out: Vec<String> = agg
+        .cut_streams
+        .iter()
+        .map(|f| {
+            format!("{f}: the gzip stream stops before its end marker (the file was cut short)")
+        })
+        .collect();
+    out.extend(
+        agg.issues
+            .iter()
+            .filter(|i| i.truncated)
+            .map(|i| format!("{}:{}: the last line is cut off mid-line", i.file, i.line)),
+    );
+    let listed = agg.issues.iter().filter(|i| i.truncated).count() as u64;
+    if agg.stats.truncated_lines > listed {
+        out.push(format!(
+            "{} more last lines cut off mid-line",
+            agg.stats.truncated_lines - listed
+        ));
+    }
+    out
 }
 
 fn warnings(agg: &Aggregate) -> Vec<String> {
@@ -399,6 +427,7 @@ impl K6Summary {
                 .collect(),
             status_codes: self.status_codes.clone(),
             tool_thresholds_failed: false,
+            tool_exit_code: None,
             per_stage: self
                 .stages
                 .iter()

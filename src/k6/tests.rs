@@ -109,6 +109,33 @@ fn rfc3339_matches_chrono_for_any_offset_and_fraction() {
 }
 
 #[test]
+fn a_valid_rfc3339_time_beyond_the_timeline_is_named_valid() {
+    let line = point("http_reqs", "9999-12-31T23:59:59Z", 1.0, "list", "200");
+    let e = read_stream(
+        "r.json",
+        format!("{line}\n").as_bytes(),
+        &ReadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("r.json:1: not a k6 JSON line: \"data.time\" \"9999-12-31T23:59:59Z\" is a valid RFC 3339 time, but outside the years"),
+        "{e}"
+    );
+    assert!(!e.contains("is not an RFC 3339"), "{e}");
+    // The control: a time that is not RFC 3339 is called so.
+    let line = point("http_reqs", "2026-13-01T00:00:00Z", 1.0, "list", "200");
+    let e = read_stream(
+        "r.json",
+        format!("{line}\n").as_bytes(),
+        &ReadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("is not an RFC 3339 time"), "{e}");
+}
+
+#[test]
 fn strings_end_at_the_right_quote_at_any_position() {
     let pieces = [
         "a",

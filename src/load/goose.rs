@@ -174,7 +174,10 @@ impl GooseDriver {
             .map(|h| h.timestamp)
             .collect();
         let windows = stage_windows(&self.stages, &starts, finished);
-        let stopped_early = super::stop_reason();
+        // Goose ending its plan early on its own (its killswitch, a failed user) is an early end
+        // too, even with no stop asked for.
+        let stopped_early = super::stop_reason()
+            .or_else(|| short_plan(&self.stages, windows.first().map(|w| w.start)?, finished));
         let elapsed = match (windows.first(), windows.last()) {
             (Some(a), Some(b)) => (b.end - a.start).to_std().unwrap_or_default(),
             _ => Duration::from_secs(metrics.duration as u64),
@@ -186,6 +189,34 @@ impl GooseDriver {
             tool_thresholds_failed: false,
         })
     }
+}
+
+/// Why a Goose attack that began at `began` and finished at `finished` did not apply its whole
+/// plan (whole seconds per stage, as the test plan has them), when it fell short by more than
+/// the start-up slack.
+fn short_plan(
+    stages: &[Stage],
+    began: chrono::DateTime<chrono::Utc>,
+    finished: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let planned: Duration = stages
+        .iter()
+        .map(|s| Duration::from_secs(s.duration.as_secs()))
+        .sum();
+    super::plan::fell_short(planned, began, finished)?;
+    let reached = stages
+        .iter()
+        .scan(began, |at, s| {
+            let start = *at;
+            *at += chrono::Duration::from_std(s.duration).unwrap_or_default();
+            Some(start)
+        })
+        .filter(|start| *start < finished)
+        .count();
+    Some(format!(
+        "Goose ended its test plan early on its own ({reached} of {} stages began)",
+        stages.len()
+    ))
 }
 
 /// Goose keys response times in log-linear buckets: each power of two split in 64; a bucket
@@ -289,5 +320,27 @@ mod tests {
         let p = percentiles(&b, &[0.5, 0.95, 0.99]);
         assert_eq!(p, vec![0.010, 0.020, 0.100]);
         assert_eq!(percentiles(&BTreeMap::new(), &[0.5]), vec![0.0]);
+    }
+
+    #[test]
+    fn a_plan_cut_short_is_an_early_end() {
+        use chrono::TimeZone;
+        let stage = |index, users, secs| Stage {
+            index,
+            from_users: 0,
+            to_users: users,
+            duration: Duration::from_secs(secs),
+        };
+        let stages = vec![stage(0, 2, 4), stage(1, 2, 8)];
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        assert_eq!(
+            short_plan(&stages, t0, t0 + chrono::Duration::seconds(3)).as_deref(),
+            Some("Goose ended its test plan early on its own (1 of 2 stages began)")
+        );
+        // The control: the whole plan, give or take the start-up slack.
+        assert_eq!(
+            short_plan(&stages, t0, t0 + chrono::Duration::seconds(11)),
+            None
+        );
     }
 }

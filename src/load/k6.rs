@@ -3,7 +3,11 @@
 //! has none), `--out json=<out>/k6.json.gz`, plus `load.k6.args`. k6's output is streamed to the
 //! log; when the run must stop early k6 gets SIGINT (it then ends gracefully). Afterwards the JSON
 //! results are ingested by the streaming reader (`crate::k6`). Exit code 99 (k6's own thresholds
-//! failed) is a finding, not a crash.
+//! failed) and 110 (the script called `exec.test.fail()`) are a finding, not a crash. Any other
+//! non-zero exit (108: the script called `exec.test.abort()`, 107: a script exception, …) or
+//! k6 killed by a signal, unless oomgate itself stopped it, means the planned load did not run
+//! to its end: the outcome's `stopped_early` says so with k6's own meaning of the code, and the
+//! run is judged as one that ended early.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -154,22 +158,29 @@ impl K6Driver {
             let _ = p.await;
         }
         let code = status.code();
-        let thresholds_failed = code == Some(99);
-        match code {
-            Some(0) | Some(99) => {}
-            _ if interrupted => {}
-            Some(c) => {
-                if !self.results.exists() {
-                    return Err(LoadError::K6(format!(
-                        "k6 exited with code {c} before writing results (see its output above)"
-                    )));
-                }
-                log::warn!("k6 exited with code {c}; judging the results it wrote");
+        // 99: k6's thresholds failed; 110: the script called exec.test.fail(). Both ran the
+        // whole plan and are the tool's own failure verdict.
+        let thresholds_failed = matches!(code, Some(99 | 110));
+        let early = if interrupted {
+            None
+        } else {
+            early_end(code, std::os::unix::process::ExitStatusExt::signal(&status))
+        };
+        if let Some(why) = &early {
+            if !self.results.exists() {
+                let why = format!("{why} before writing any results (see its output above)");
+                // Killed from outside: a load ran and was cut, a run that ended early. An exit
+                // code without results is k6 refusing the script or its options: exit 2.
+                return Err(if code.is_none() {
+                    LoadError::EndedEarly(why)
+                } else {
+                    LoadError::K6(why)
+                });
             }
-            None => log::warn!("k6 ended by a signal; judging the results it wrote"),
+            log::warn!("{why}; judging the results it wrote as a load that ended early");
         }
         let stages = (!self.stages.is_empty()).then_some(self.stages.as_slice());
-        let (stats, windows) =
+        let (mut stats, windows) =
             crate::k6::ingest_run(std::slice::from_ref(&self.results), stages, started).map_err(
                 |e| {
                     LoadError::K6(format!(
@@ -178,12 +189,55 @@ impl K6Driver {
                     ))
                 },
             )?;
+        stats.tool_exit_code = code.filter(|_| thresholds_failed);
         Ok(LoadOutcome {
             stats,
             stages: windows,
-            stopped_early: stop_reason(),
+            stopped_early: stop_reason().or(early),
             tool_thresholds_failed: thresholds_failed,
         })
+    }
+}
+
+/// Why k6 ended before its plan, from its exit: `None` for 0, 99 (thresholds failed) and 110
+/// (`exec.test.fail()`: the test ran on, marked failed; both a finding of their own), else the
+/// code with k6's meaning of it, or the signal that killed it.
+pub fn early_end(code: Option<i32>, signal: Option<i32>) -> Option<String> {
+    match (code, signal) {
+        (Some(0 | 99 | 110), _) => None,
+        (Some(c), _) => Some(format!("k6 exited with code {c}{}", k6_exit_meaning(c))),
+        (None, Some(sig)) => Some(format!("k6 was killed by signal {sig}{}", signal_name(sig))),
+        (None, None) => Some("k6 ended without an exit code".to_string()),
+    }
+}
+
+/// k6's own names for its exit codes (go.k6.io/k6/errext/exitcodes).
+fn k6_exit_meaning(code: i32) -> &'static str {
+    match code {
+        97 => " (the cloud test run failed)",
+        98 => " (cloud progress could not be read)",
+        100 => " (setup() timed out)",
+        101 => " (teardown() timed out)",
+        102 => " (a timeout)",
+        103 => " (an engine error)",
+        104 => " (invalid configuration)",
+        105 => " (aborted from outside: a signal or the REST API)",
+        106 => " (the REST API could not start)",
+        107 => " (an uncaught exception in the script)",
+        108 => " (the script called exec.test.abort())",
+        109 => " (k6 panicked)",
+        _ => "",
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGTERM => " (SIGTERM)",
+        libc::SIGINT => " (SIGINT)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        _ => "",
     }
 }
 
@@ -200,6 +254,29 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(r: BufReader<R>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exit_other_than_0_or_99_is_an_early_end_with_its_meaning() {
+        assert_eq!(early_end(Some(0), None), None);
+        assert_eq!(early_end(Some(99), None), None);
+        assert_eq!(early_end(Some(110), None), None);
+        assert_eq!(
+            early_end(Some(108), None).as_deref(),
+            Some("k6 exited with code 108 (the script called exec.test.abort())")
+        );
+        assert_eq!(
+            early_end(Some(107), None).as_deref(),
+            Some("k6 exited with code 107 (an uncaught exception in the script)")
+        );
+        assert_eq!(
+            early_end(Some(1), None).as_deref(),
+            Some("k6 exited with code 1")
+        );
+        assert_eq!(
+            early_end(None, Some(libc::SIGKILL)).as_deref(),
+            Some("k6 was killed by signal 9 (SIGKILL)")
+        );
+    }
 
     #[test]
     fn stages_become_stage_flags() {

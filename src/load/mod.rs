@@ -49,6 +49,10 @@ pub enum LoadError {
     K6Missing,
     #[error("running k6: {0}")]
     K6(String),
+    /// The tool ended before its plan (killed, or an exit code that means so) and left no
+    /// results to read: the run is reported as one that ended early, with this reason.
+    #[error("{0}")]
+    EndedEarly(String),
     #[error("{0}")]
     Other(String),
 }

@@ -104,6 +104,10 @@ pub fn vpa_line(view: &ReportView) -> Option<String> {
             "{name} unavailable: {}",
             vpa.reason.as_deref().unwrap_or("unknown reason")
         ),
+        VpaState::ReadFailed => format!(
+            "{name} could not be read, so the VPA rules are inconclusive: {}",
+            vpa.reason.as_deref().unwrap_or("unknown reason")
+        ),
         VpaState::Recommendation => {
             let mut parts = Vec::new();
             if vpa.low_confidence {

@@ -175,6 +175,7 @@ pub enum VpaState {
     Recommendation,
     NoRecommendation,
     Unavailable,
+    ReadFailed,
 }
 
 impl VpaState {
@@ -184,6 +185,7 @@ impl VpaState {
             VpaState::Recommendation => "recommendation",
             VpaState::NoRecommendation => "no-recommendation",
             VpaState::Unavailable => "unavailable",
+            VpaState::ReadFailed => "read-failed",
         }
     }
 }
@@ -243,6 +245,13 @@ impl VpaView {
             },
             VpaStatus::Unavailable { reason } => VpaView {
                 state: VpaState::Unavailable,
+                name: None,
+                low_confidence: false,
+                reason: Some(reason.clone()),
+                containers: Vec::new(),
+            },
+            VpaStatus::ReadFailed { reason } => VpaView {
+                state: VpaState::ReadFailed,
                 name: None,
                 low_confidence: false,
                 reason: Some(reason.clone()),

@@ -113,6 +113,29 @@ fn flattens_a_vpa_without_recommendation() {
 }
 
 #[test]
+fn a_failed_vpa_read_is_read_failed_with_its_reason_and_says_the_rules_are_inconclusive() {
+    let mut run = healthy_run();
+    let policy = vpa_policy();
+    run.vpa = Some(VpaStatus::ReadFailed {
+        reason: "the Kubernetes API answered 503".into(),
+    });
+    let verdict = evaluate(&policy, &run);
+    assert_eq!(verdict.outcome, crate::model::Outcome::Inconclusive);
+    let view = ReportView::build(&run, &verdict, &policy);
+    let vpa = view.vpa.clone().unwrap();
+    assert_eq!(vpa.state, VpaState::ReadFailed);
+    assert_eq!(vpa.state.id(), "read-failed");
+    assert_eq!(
+        vpa.reason.as_deref(),
+        Some("the Kubernetes API answered 503")
+    );
+    assert_eq!(
+        crate::report::text::vpa_line(&view).as_deref(),
+        Some("VPA could not be read, so the VPA rules are inconclusive: the Kubernetes API answered 503")
+    );
+}
+
+#[test]
 fn sorts_findings_worst_first() {
     let mut run = healthy_run();
     run.containers[1].limit = None;

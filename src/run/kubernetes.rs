@@ -23,7 +23,7 @@ use crate::scenario::{KubernetesSpec, Scenario, SourceKind, WorkloadRef};
 use crate::units::{format_bytes, format_duration};
 use crate::workload::kubernetes::{self as k8s, PodInfo, ResolvedWorkload};
 use crate::workload::restarts::{check_watch_access, watch_restarts, WatchUpdate};
-use crate::workload::vpa::read_vpa_checked;
+use crate::workload::vpa::{read_vpa_checked, VpaError};
 use k8s_openapi::api::core::v1::Pod;
 
 /// The containers of a pod that are measured, as (name, limit, request).
@@ -36,12 +36,13 @@ fn measured(pod: &PodInfo, filter: &[String]) -> Vec<(String, Option<u64>, Optio
 }
 
 /// The VPA the policy asks for; RBAC refusing to list VPAs is an error (the gate must not pass
-/// a comparison it could not make).
+/// a comparison it could not make), and so is `policy.vpa.name` naming a VPA that does not
+/// exist (`scenario.yaml:14:11: policy.vpa.name: no VerticalPodAutoscaler named …`).
 pub(super) async fn read_vpa_for(
     client: &kube::Client,
     sc: &Scenario,
     k: &KubernetesSpec,
-) -> Result<Option<VpaStatus>, cluster::ClusterError> {
+) -> Result<Option<VpaStatus>, VpaError> {
     let Some(policy) = sc.vpa.as_ref() else {
         return Ok(None);
     };
@@ -57,9 +58,12 @@ pub(super) async fn read_vpa_for(
         }
         WorkloadRef::Selector(_) => ("", ""),
     };
-    read_vpa_checked(client, &k.namespace, policy.name.as_deref(), kind, name)
-        .await
-        .map(Some)
+    match read_vpa_checked(client, &k.namespace, policy.name.as_deref(), kind, name).await {
+        Err(VpaError::NoSuchVpa(reason)) => Err(VpaError::NoSuchVpa(
+            sc.error_at("policy.vpa.name", reason).to_string(),
+        )),
+        other => other.map(Some),
+    }
 }
 
 fn memory_source(
@@ -389,6 +393,10 @@ pub async fn check(
             clean(name)
         )?,
         Some(VpaStatus::Unavailable { reason }) => writeln!(out, "  VPA: {}", clean(reason))?,
+        // The gate would be inconclusive on the VPA rules: `check` says so and fails.
+        Some(VpaStatus::ReadFailed { reason }) => anyhow::bail!(
+            "the VerticalPodAutoscaler could not be read, so policy.vpa cannot be judged: {reason}"
+        ),
     }
     let pods = Arc::new(RwLock::new(
         resolved
@@ -430,7 +438,39 @@ pub async fn check(
             o.at.format("%H:%M:%S")
         )?;
     }
+    let missing = without_sample(&resolved, &k.containers, &sample);
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the {} memory source has no live sample for {}: the gate could not measure it, so it is not ready to gate \
+             (metrics-server lists a new pod only after two scrapes: try again in a minute; a pod missing for longer is \
+             dropped by metrics-server, e.g. when one of its containers reads 0)",
+            sc.memory.source,
+            missing
+                .iter()
+                .map(|(p, c)| format!("{}/{}", clean(p), clean(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The (pod, container) pairs of the workload that `sample` has no reading for.
+fn without_sample(
+    resolved: &ResolvedWorkload,
+    filter: &[String],
+    sample: &[crate::memory::Observation],
+) -> Vec<(String, String)> {
+    resolved
+        .pods
+        .iter()
+        .flat_map(|p| {
+            measured(p, filter)
+                .into_iter()
+                .map(move |(c, _, _)| (p.name.clone(), c))
+        })
+        .filter(|(p, c)| !sample.iter().any(|o| &o.pod == p && &o.container == c))
+        .collect()
 }
 
 #[cfg(test)]

@@ -339,6 +339,7 @@ pub(crate) async fn measure(
         }
     };
     progress.finish();
+    let load_ended = Utc::now();
     // One last reading so a peak in the final moments counts.
     clock.catch_up(&mut p.sampler, &mut failures, p.source.name());
     restarts.extend(poll_once(p.source.as_mut(), &mut p.sampler, &mut failures, true).await);
@@ -368,6 +369,14 @@ pub(crate) async fn measure(
             );
             live_outcome(sc, driver_name, &live, started_at, ended_at)
         }
+        // The load tool ended early on its own without results (k6 killed before its first
+        // flush): a partial report, judged as a run that ended early.
+        Err(load::LoadError::EndedEarly(why)) => {
+            log::warn!("{why}; reporting its live counters");
+            let mut o = live_outcome(sc, driver_name, &live, started_at, ended_at);
+            o.stopped_early = Some(why);
+            o
+        }
         Err(e) => return Err(anyhow::Error::new(e).context("running the load")),
     };
     outcome.stats.tool_thresholds_failed = outcome.tool_thresholds_failed;
@@ -380,6 +389,8 @@ pub(crate) async fn measure(
             ended_early = Some(format!("{reason} while the run was finishing"));
         }
     }
+    ended_early = ended_early
+        .map(|reason| ran_share(sc, driver_name, &outcome, started_at, load_ended, reason));
     let mut memory_notes = p.notes.clone();
     if let Some(note) = failures.note(p.source.name(), &p.sampler) {
         log::warn!("{note}");
@@ -416,12 +427,30 @@ pub(crate) async fn measure(
     Ok(RunResult { run, verdict })
 }
 
+/// An early end's reason with how much of the plan ran appended: "k6 exited with code 108 (…);
+/// k6 stopped after 3.1 s of a 12 s plan". The load began with its first stage (else when the
+/// gate started it) and ended when the driver returned.
+fn ran_share(
+    sc: &Scenario,
+    driver: &str,
+    outcome: &LoadOutcome,
+    started_at: crate::model::Timestamp,
+    load_ended: crate::model::Timestamp,
+    reason: String,
+) -> String {
+    let began = outcome.stages.first().map_or(started_at, |w| w.start);
+    let planned = sc.load.total_duration();
+    let share = load::plan::how_much_ran(driver, planned, began, load_ended.max(began));
+    format!("{}; {share}", reason.trim_end())
+}
+
 /// How long a stopped load may take to end before it is abandoned.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// The load numbers of a load that ended without results of its own (abandoned, or k6 killed
 /// by a second signal): the live counters, and the planned stages laid out from the start and
-/// cut at the end.
+/// cut at the end; the stages that never began keep their planned times (after the end, so
+/// they count as never started).
 fn live_outcome(
     sc: &Scenario,
     driver: &str,
@@ -443,7 +472,7 @@ fn live_outcome(
     LoadOutcome {
         stats: crate::model::LoadStats {
             driver: driver.to_string(),
-            latency_measure: "unknown: the load tool was stopped before it reported".into(),
+            latency_measure: crate::model::LATENCY_UNKNOWN.into(),
             requests,
             failures,
             rps: if secs > 0.0 {
@@ -453,7 +482,11 @@ fn live_outcome(
             },
             ..Default::default()
         },
-        stages: load::plan::stage_windows(&sc.load.stages, &starts, ended_at),
+        stages: load::plan::with_unstarted(
+            &sc.load.stages,
+            load::plan::stage_windows(&sc.load.stages, &starts, ended_at),
+            at,
+        ),
         stopped_early: load::stop_reason(),
         tool_thresholds_failed: false,
     }

@@ -5,6 +5,11 @@
 //! (or no series at all) is inconclusive, and the load numbers are still reported. Restarts
 //! and OOM kills during the run come from kube-state-metrics and cAdvisor in the same
 //! Prometheus (`workload::restart_history`); what neither shows makes those rules inconclusive.
+//! Results that
+//! are incomplete — a gzip stream cut short, a last line cut mid-way, or a last point far
+//! before the end of the scenario's declared plan — are not the planned load: the run is
+//! judged as one that ended early (`ended_early`, a note, and the coverage rule's inconclusive
+//! finding), saying how much of the plan the results cover.
 
 use std::path::PathBuf;
 
@@ -73,6 +78,10 @@ pub async fn judge_k6(
         last.format("%H:%M:%S"),
         summary.requests
     );
+    let cut = incomplete(&summary.incomplete, sc.load.total_duration(), first, last);
+    for reason in &cut {
+        log::warn!("k6 results: {reason}");
+    }
     let client = cluster::connect(&ctx.access).await?;
     let resolved = k8s::resolve(&client, k).await?;
     let vpa = read_vpa_for(&client, sc, k).await?;
@@ -180,6 +189,7 @@ pub async fn judge_k6(
              restarts for other reasons are not seen; scrape kube-state-metrics"
         ));
     }
+    notes.extend(cut.iter().map(|c| format!("incomplete k6 results: {c}")));
     let memory = MemoryMeta {
         source: "prometheus".into(),
         interval: step,
@@ -197,7 +207,8 @@ pub async fn judge_k6(
         restarts: history.events,
         load: summary.load_stats(),
         memory,
-        ended_early: None,
+        ended_early: (!cut.is_empty())
+            .then(|| format!("the k6 results are incomplete: {}", cut.join("; "))),
         workload: resolved.label(),
         vpa,
         notes,
@@ -206,6 +217,31 @@ pub async fn judge_k6(
     };
     let verdict = crate::judge::evaluate(&sc.policy, &run);
     Ok(RunResult { run, verdict })
+}
+
+/// Why the k6 results do not cover the planned run: the reader's cuts, and a last point far
+/// before the end of a declared `planned` duration ("k6 stopped after 3.1 s of a 12 s plan").
+fn incomplete(
+    cuts: &[String],
+    planned: std::time::Duration,
+    first: crate::model::Timestamp,
+    last: crate::model::Timestamp,
+) -> Vec<String> {
+    let mut out = cuts.to_vec();
+    if let Some(short) = crate::load::plan::fell_short(planned, first, last) {
+        out.push(format!(
+            "the last point ({} UTC) is {} before the end of the declared stages: {}",
+            last.format("%H:%M:%S"),
+            crate::load::plan::seconds(short),
+            crate::load::plan::how_much_ran("k6", planned, first, last)
+        ));
+    } else if !out.is_empty() && !planned.is_zero() {
+        out.push(format!(
+            "the results cover {}",
+            crate::load::plan::ran_of(planned, first, last)
+        ));
+    }
+    out
 }
 
 fn regex_escape(s: &str) -> String {

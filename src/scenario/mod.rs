@@ -173,6 +173,24 @@ pub struct Scenario {
     pub vpa: Option<VpaPolicy>,
 }
 
+impl Scenario {
+    /// An error about `field` (a dotted path such as `policy.vpa.name`) found after parsing, e.g.
+    /// against the cluster: `scenario.yaml:14:11: policy.vpa.name: …`. The position is looked
+    /// up in the file again; without it the error still names the file and the field.
+    pub fn error_at(&self, field: &str, message: impl Into<String>) -> ScenarioError {
+        let at = std::fs::read_to_string(&self.file)
+            .ok()
+            .and_then(|text| locate::locate(&text, field));
+        ScenarioError {
+            file: self.file.clone(),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// The Prometheus query used when the scenario gives none: per container, without the pod-level
 /// `container=""` series and the pause containers.
 pub const DEFAULT_PROMETHEUS_QUERY: &str = "max by (pod, container) (container_memory_working_set_bytes{namespace=\"$namespace\", pod=~\"$pods\", container!=\"\", container!=\"POD\", image!=\"\"})";

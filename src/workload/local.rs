@@ -299,8 +299,23 @@ async fn forward(reader: impl AsyncBufRead + Unpin, ring: Ring) {
     }
 }
 
+/// `raw` without a character that the line limit (or the end of the stream) cut in two: its
+/// first bytes would otherwise show as U+FFFD. Invalid bytes the service wrote stay.
+fn without_cut_char(raw: &[u8]) -> &[u8] {
+    for back in 1..=raw.len().min(3) {
+        let tail = &raw[raw.len() - back..];
+        if let Err(e) = std::str::from_utf8(tail) {
+            if e.valid_up_to() == 0 && e.error_len().is_none() {
+                return &raw[..raw.len() - back];
+            }
+        }
+    }
+    raw
+}
+
 fn emit(raw: &[u8], cut: bool, ring: &Ring) {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let raw = without_cut_char(raw);
     let mut text = String::from_utf8_lossy(raw).into_owned();
     if cut {
         text.push_str(" […]");
@@ -892,6 +907,25 @@ mod tests {
         assert_eq!(parse_status_line(b"HTTP/1.1 200 OK"), None);
         assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(parse_status_line(b"HTTP/1.1 2x0 OK\r\n"), None);
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_inside_a_character_shows_no_replacement_character() {
+        // 8 KiB of "é" (2 bytes each) after one ASCII byte: the limit falls inside an "é".
+        let mut line = b"x".to_vec();
+        line.extend("é".repeat(MAX_LINE).as_bytes());
+        line.extend(b"\nlast \xff line\n");
+        let ring: Ring = Arc::new(Mutex::new(VecDeque::new()));
+        forward(BufReader::new(&line[..]), ring.clone()).await;
+        let kept = snapshot(&ring);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        let end: String = kept[0].chars().rev().take(6).collect();
+        assert!(kept[0].ends_with("é […]"), "{end}");
+        assert!(!kept[0].contains('\u{FFFD}'));
+        // The control: a byte that is invalid in the service's own output still shows.
+        assert_eq!(kept[1], "last \u{FFFD} line");
+        assert_eq!(without_cut_char("aé".as_bytes()), "aé".as_bytes());
+        assert_eq!(without_cut_char(&"a€".as_bytes()[..3]), b"a");
     }
 
     #[tokio::test]

@@ -1,12 +1,17 @@
 //! Reads the workload's VerticalPodAutoscaler (`autoscaling.k8s.io/v1`): the one named in
 //! `policy.vpa.name`, or the one whose `spec.targetRef` names the workload, and turns its
 //! `status.recommendation` memory figures (any quantity spelling) and its `LowConfidence`
-//! condition into a [`VpaStatus`]. A cluster without the CRD or a missing VPA give
-//! `Unavailable` with a reason to print: the VPA only refines the verdict. Missing RBAC rights
-//! (401/403) are different: the policy asked for a VPA comparison that the credentials cannot
-//! make, so [`read_vpa_checked`] returns them as a [`ClusterError`] naming the verb, the resource
-//! and the rule to grant, for the caller to stop with (exit 2); [`read_vpa`] still folds them
-//! into `Unavailable`. It lists VPAs through a `kube::Client` as `DynamicObject`s.
+//! condition into a [`VpaStatus`]. What each failure becomes follows the rule that a configured
+//! check that could not be made is never a pass:
+//! - the CRD not installed, or (auto) no VPA targeting the workload: `Unavailable`, a warning
+//!   (there is nothing to compare with);
+//! - the list failing (5xx, 429, a dropped connection, a timeout) or an answer that cannot be
+//!   read (a bad quantity): `ReadFailed`, which makes the VPA rules inconclusive;
+//! - `policy.vpa.name` naming a VPA that does not exist, or missing RBAC rights (401/403): an
+//!   error from [`read_vpa_checked`] ([`VpaError`]), for the caller to stop with (exit 2) before
+//!   any load; [`read_vpa`] folds those into `Unavailable`.
+//!
+//! It lists VPAs through a `kube::Client` as `DynamicObject`s.
 
 use std::time::Duration;
 
@@ -42,29 +47,43 @@ pub async fn read_vpa(
 ) -> VpaStatus {
     read_vpa_checked(client, namespace, name, workload_kind, workload_name)
         .await
-        .unwrap_or_else(|e| unavailable(e.to_string()))
+        .unwrap_or_else(|e| match e {
+            VpaError::Access(e) => unavailable(e.to_string()),
+            VpaError::NoSuchVpa(reason) => unavailable(reason),
+        })
 }
 
-/// [`read_vpa`], except that the API server refusing the credentials (401) or RBAC forbidding
-/// the list (403) is an error: `RBAC forbids `list` on
-/// `verticalpodautoscalers.autoscaling.k8s.io` in namespace `staging` …`.
+/// Why the VPA the policy asks for cannot be compared with at all: the gate stops (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VpaError {
+    /// RBAC or the credentials refused the list.
+    #[error(transparent)]
+    Access(#[from] ClusterError),
+    /// `policy.vpa.name` names a VPA the namespace does not have.
+    #[error("{0}")]
+    NoSuchVpa(String),
+}
+
+/// [`read_vpa`], except that the API server refusing the credentials (401), RBAC forbidding
+/// the list (403: `RBAC forbids `list` on `verticalpodautoscalers.autoscaling.k8s.io` in
+/// namespace `staging` …`) and a `name` no VPA has are errors.
 pub async fn read_vpa_checked(
     client: &kube::Client,
     namespace: &str,
     name: Option<&str>,
     workload_kind: &str,
     workload_name: &str,
-) -> Result<VpaStatus, ClusterError> {
+) -> Result<VpaStatus, VpaError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vpa_resource());
     let list = match tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default())).await {
         Err(_) => {
-            return Ok(unavailable(format!(
-                "listing VerticalPodAutoscalers in namespace `{namespace}` took longer than {} s",
-                LIST_TIMEOUT.as_secs()
-            )))
+            return Ok(read_failed(format!(
+            "listing VerticalPodAutoscalers in namespace `{namespace}` got no answer within {} s",
+            LIST_TIMEOUT.as_secs()
+        )))
         }
         Ok(Err(e)) if matches!(status_code(&e), Some(401 | 403)) => {
-            return Err(classify(e, "list", VPA_RESOURCE, namespace))
+            return Err(classify(e, "list", VPA_RESOURCE, namespace).into())
         }
         Ok(Err(e)) => return Ok(list_error(e, namespace)),
         Ok(Ok(list)) => list,
@@ -74,16 +93,19 @@ pub async fn read_vpa_checked(
         .iter()
         .filter_map(|o| serde_json::to_value(o).ok())
         .collect();
-    Ok(
-        match pick_vpa(&items, namespace, name, workload_kind, workload_name) {
-            Ok(obj) => parse_vpa(obj),
-            Err(reason) => unavailable(reason),
-        },
-    )
+    match pick_vpa(&items, namespace, name, workload_kind, workload_name) {
+        Ok(obj) => Ok(parse_vpa(obj)),
+        Err(reason) if name.is_some() => Err(VpaError::NoSuchVpa(reason)),
+        Err(reason) => Ok(unavailable(reason)),
+    }
 }
 
 fn unavailable(reason: String) -> VpaStatus {
     VpaStatus::Unavailable { reason }
+}
+
+fn read_failed(reason: String) -> VpaStatus {
+    VpaStatus::ReadFailed { reason }
 }
 
 const VPA_RESOURCE: &str = "verticalpodautoscalers.autoscaling.k8s.io";
@@ -95,10 +117,10 @@ fn list_error(err: kube::Error, namespace: &str) -> VpaStatus {
             "the VerticalPodAutoscaler CRD (autoscaling.k8s.io/v1) is not installed in this cluster"
                 .into(),
         ),
-        kube::Error::Api(status) => unavailable(
+        kube::Error::Api(status) => read_failed(
             classify_status(status.code, &status.message, "list", resource, namespace).to_string(),
         ),
-        other => unavailable(classify(other, "list", resource, namespace).to_string()),
+        other => read_failed(classify(other, "list", resource, namespace).to_string()),
     }
 }
 
@@ -206,7 +228,7 @@ pub fn parse_vpa(obj: &Value) -> VpaStatus {
         };
         match read() {
             Ok(c) => containers.push(c),
-            Err(reason) => return VpaStatus::Unavailable { reason },
+            Err(reason) => return VpaStatus::ReadFailed { reason },
         }
     }
     VpaStatus::Recommendation {
@@ -294,15 +316,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_quantity_is_unavailable_with_the_field() {
+    fn bad_quantity_is_a_failed_read_with_the_field() {
         let obj = vpa(
             "v",
             "Deployment",
             "web",
             recommended("False", ["1Mi", "lots", "1Mi", "1Mi"]),
         );
-        let VpaStatus::Unavailable { reason } = parse_vpa(&obj) else {
-            panic!("expected unavailable")
+        let VpaStatus::ReadFailed { reason } = parse_vpa(&obj) else {
+            panic!("expected a failed read")
         };
         assert!(
             reason.starts_with("VerticalPodAutoscaler v: status.recommendation.containerRecommendations[0].target.memory: "),
@@ -385,6 +407,19 @@ mod tests {
                 reason: "the VerticalPodAutoscaler CRD (autoscaling.k8s.io/v1) is not installed in this cluster".into()
             }
         );
+        // A name no VPA has is an error for the gate to stop with; auto finding none is not.
+        let named = read_vpa_checked(&api.client, "staging", Some("nope"), "Deployment", "web")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&named, VpaError::NoSuchVpa(m) if m.contains("no VerticalPodAutoscaler named `nope`") && m.contains("web-vpa → Deployment/web")),
+            "{named:?}"
+        );
+        let auto = read_vpa_checked(&api.client, "staging", None, "Deployment", "api").await;
+        assert!(
+            matches!(&auto, Ok(VpaStatus::Unavailable { .. })),
+            "{auto:?}"
+        );
     }
 
     #[test]
@@ -402,11 +437,21 @@ mod tests {
                 reason: "the VerticalPodAutoscaler CRD (autoscaling.k8s.io/v1) is not installed in this cluster".into()
             }
         );
-        let VpaStatus::Unavailable { reason } = list_error(err(403), "staging") else {
+        let VpaStatus::ReadFailed { reason } = list_error(err(403), "staging") else {
             panic!()
         };
         assert!(reason.starts_with(
             "RBAC forbids `list` on `verticalpodautoscalers.autoscaling.k8s.io` in namespace `staging`"
         ));
+        // A server error or throttling is a failed read, never "no VPA".
+        for code in [500, 503, 429] {
+            let VpaStatus::ReadFailed { reason } = list_error(err(code), "staging") else {
+                panic!("{code}")
+            };
+            assert!(
+                reason.starts_with(&format!("the Kubernetes API answered {code} to `list`")),
+                "{reason}"
+            );
+        }
     }
 }

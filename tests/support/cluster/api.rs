@@ -2,6 +2,9 @@
 //! token authentication (401 Unauthorized Status otherwise; Role-bound tokens are authorized by
 //! `rbac.rs`), optional 403 Forbidden per (verb, resource) to simulate RBAC, read-only (other
 //! methods: 405), and the routing of every path the rig serves to discovery, the stored resources, metrics.k8s.io and the VPA group.
+//! VPA reads can be made to fail (`VpaFault`): a 500/503/429 Status, the connection closed
+//! unanswered (the service returns an error, so hyper drops it) or after the first bytes of a
+//! body announced longer, or an answer held back.
 //! Every error is a `metav1.Status`; a malformed request never panics the server.
 
 use std::convert::Infallible;
@@ -22,7 +25,7 @@ use super::discovery::{self, APPS_GV, CORE_GV, METRICS_GV, VPA_GV};
 use super::http::{self, Body, Query};
 use super::rbac::Authorizer;
 use super::state::{Shared, REQUEST_LOG};
-use super::{metrics, resources, table, MetricsMode};
+use super::{metrics, resources, table, MetricsMode, VpaFault};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -62,12 +65,61 @@ pub(super) async fn serve(
             let service = service_fn(move |req| {
                 let shared = shared.clone();
                 let rbac = rbac.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, &rbac, req)) }
+                async move {
+                    if vpa_read(&req) && shared.lock().vpa_fault == VpaFault::DropConnection {
+                        // An error from the service makes hyper close the connection unanswered.
+                        return Err(std::io::Error::other("sim-cluster: VPA fault: drop"));
+                    }
+                    Ok::<_, std::io::Error>(handle(&shared, &rbac, req))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// A read of the VPA resource (list or get, not a watch).
+fn vpa_read(req: &Request<Incoming>) -> bool {
+    let path = req.uri().path();
+    path.starts_with("/apis/autoscaling.k8s.io/v1/")
+        && path.contains("/verticalpodautoscalers")
+        && !req.uri().query().unwrap_or("").contains("watch=")
+}
+
+/// `resp` as the injected VPA fault changes it.
+fn vpa_faulted(fault: VpaFault, resp: Response<Body>) -> Response<Body> {
+    match fault {
+        VpaFault::None | VpaFault::DropConnection => resp,
+        VpaFault::Status(code) => {
+            let (reason, message) = match code {
+                429 => ("TooManyRequests", "the server has received too many requests and has asked us to try again later (get verticalpodautoscalers.autoscaling.k8s.io)"),
+                503 => ("ServiceUnavailable", "the server is currently unable to handle the request (get verticalpodautoscalers.autoscaling.k8s.io)"),
+                _ => ("InternalError", "an error on the server (\"etcdserver: request timed out\") has prevented the request from succeeding (get verticalpodautoscalers.autoscaling.k8s.io)"),
+            };
+            http::status(code, reason, message)
+        }
+        VpaFault::CutBody => {
+            use http_body_util::BodyExt as _;
+            let (mut parts, body) = resp.into_parts();
+            let stream = futures::stream::once(async move {
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                Ok::<_, Infallible>(hyper::body::Frame::data(bytes.slice(..bytes.len().min(16))))
+            });
+            // The full length is announced (more than any list here); only the
+            // first 16 bytes come, then hyper closes the connection.
+            parts.headers.insert(
+                hyper::header::CONTENT_LENGTH,
+                hyper::header::HeaderValue::from_static("4096"),
+            );
+            Response::from_parts(parts, http_body_util::StreamBody::new(stream).boxed())
+        }
+        VpaFault::Hang(d) => metrics::stalled(resp, d),
     }
 }
 
@@ -213,7 +265,14 @@ fn route(shared: &Arc<Shared>, seg: &[&str], q: &Query, as_table: bool) -> Respo
                     return forbidden(verb(name), res, "autoscaling.k8s.io", ns);
                 }
             }
-            resources::vpas(shared, rest, q, as_table)
+            let fault = shared.lock().vpa_fault;
+            let watch = q.flag("watch");
+            let resp = resources::vpas(shared, rest, q, as_table);
+            if watch {
+                resp
+            } else {
+                vpa_faulted(fault, resp)
+            }
         }
         ["api", "v1", "namespaces"] => resources::namespaces(shared, None),
         ["api", "v1", "namespaces", ns] => resources::namespaces(shared, Some(ns)),

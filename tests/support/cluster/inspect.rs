@@ -173,6 +173,12 @@ impl SimCluster {
         });
     }
 
+    /// Make every VPA read (list, get) fail as `fault` says from now on; `VpaFault::None`
+    /// serves them again.
+    pub fn set_vpa_fault(&self, fault: super::VpaFault) {
+        self.shared.lock().vpa_fault = fault;
+    }
+
     /// Switch the metrics.k8s.io behaviour.
     pub fn set_metrics_mode(&self, mode: MetricsMode) {
         self.shared.lock().metrics_mode = mode;

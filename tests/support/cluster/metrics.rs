@@ -118,7 +118,7 @@ impl FaultState {
 }
 
 /// A 200 whose body arrives only after `after` (the client sees headers, then nothing).
-fn stalled(resp: Response<Body>, after: Duration) -> Response<Body> {
+pub(super) fn stalled(resp: Response<Body>, after: Duration) -> Response<Body> {
     use http_body_util::BodyExt as _;
     let (parts, body) = resp.into_parts();
     let stream = futures::stream::once(async move {

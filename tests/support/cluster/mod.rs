@@ -27,7 +27,8 @@
 //!   `wait_ready`; `Drop` kills every process and removes every cgroup.
 //! - inspection: `pod_names`, `restarts`, `working_set`, `cgroup_path`, `pod_log`, `requests`
 //!   (API requests seen), `namespace`.
-//! - switches: `set_vpa`/`delete_vpa`, `set_metrics_mode`, `set_metrics_faults` (a share of
+//! - switches: `set_vpa`/`delete_vpa`, `set_vpa_fault` (VPA reads answer 500/503/429, drop the
+//!   connection before or in the middle of the answer, or hang), `set_metrics_mode`, `set_metrics_faults` (a share of
 //!   PodMetrics requests fail or hang; shifted timestamps), `forbid`/`allow` (403 for a verb on
 //!   a resource, like RBAC).
 //! - RBAC (`rbac`): `issue_token_for_role(manifest)` binds a new token to the Role of an RBAC
@@ -168,6 +169,25 @@ pub enum MetricsMode {
     Unavailable503,
     /// Not installed: absent from `/apis`, every metrics path answers 404.
     NotFound404,
+}
+
+/// A fault on the autoscaling.k8s.io VPA reads (list and get; watches are served normally),
+/// set with `SimCluster::set_vpa_fault`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VpaFault {
+    /// Served normally.
+    None,
+    /// Every VPA read answers this status (500 InternalError, 503 ServiceUnavailable, 429
+    /// TooManyRequests) with a `metav1.Status` as the real API server words it.
+    Status(u16),
+    /// The connection is closed without any answer.
+    DropConnection,
+    /// The status line and headers are sent, with a `Content-Length` of the whole answer, then
+    /// the connection is closed after the first bytes of the body (a dropped connection
+    /// mid-response).
+    CutBody,
+    /// The answer is held back this long.
+    Hang(Duration),
 }
 
 /// Extra process environment per replica slot (see `add_deployment_with`).

@@ -203,6 +203,8 @@ pub(super) struct State {
     pub metrics: BTreeMap<String, Sample>,
     /// (verb, resource) pairs answered with 403 Forbidden.
     pub forbidden: BTreeSet<(String, String)>,
+    /// Injected VPA read faults (`set_vpa_fault`).
+    pub vpa_fault: super::VpaFault,
     pub requests: VecDeque<String>,
     pub shutting_down: bool,
     rng: u64,
@@ -221,6 +223,7 @@ impl State {
             metrics_faults: Default::default(),
             metrics: BTreeMap::new(),
             forbidden: BTreeSet::new(),
+            vpa_fault: super::VpaFault::None,
             requests: VecDeque::new(),
             shutting_down: false,
             rng: seed,
