@@ -135,6 +135,14 @@ pub async fn judge_k6(
         .iter()
         .filter(|t| **t >= first - half && **t <= last + half)
         .count() as u64;
+    // A pod's series counts ticks from its first point to its last (a finished run says
+    // nothing else about when a replaced pod went away), so a gap inside it is uncovered.
+    let mut last_of_pod: std::collections::BTreeMap<&str, crate::model::Timestamp> =
+        std::collections::BTreeMap::new();
+    for o in &observations {
+        let e = last_of_pod.entry(o.pod.as_str()).or_insert(o.at);
+        *e = (*e).max(o.at);
+    }
     for at in &steps {
         sampler.record(
             observations
@@ -143,6 +151,9 @@ pub async fn judge_k6(
                 .cloned()
                 .collect(),
         );
+        for (pod, _) in last_of_pod.iter().filter(|(_, last)| *last == at) {
+            sampler.pod_gone(pod);
+        }
     }
     let mut notes = resolved.notes.clone();
     if observations.is_empty() {
