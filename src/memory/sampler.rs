@@ -422,6 +422,109 @@ mod tests {
         assert_eq!((s.ticks, s.ticks_with_data), (18, 14));
     }
 
+    fn gate(sec: i64) -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(sec)
+    }
+
+    fn of(pod: &str, container: &str, stamp: i64, ws: u64) -> Observation {
+        let mut o = obs(0, ws, None, None);
+        o.pod = pod.into();
+        o.container = container.into();
+        o.at = gate(stamp);
+        o
+    }
+
+    fn coverage_of(series: &[ContainerSeries], pod: &str) -> crate::model::SeriesCoverage {
+        series
+            .iter()
+            .find(|s| s.pod == pod)
+            .and_then(|s| s.coverage.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_pod_left_out_is_uncovered_while_the_workload_share_is_full() {
+        let mut s = Sampler::new();
+        s.declare("a", "app", None, None);
+        s.declare("b", "app", None, None);
+        for tick in 0..10 {
+            let mut o = vec![of("a", "app", tick, 100)];
+            if tick < 3 {
+                o.push(of("b", "app", tick, 100));
+            }
+            s.record_received(o, gate(tick), true);
+        }
+        assert_eq!((s.ticks, s.ticks_with_data), (10, 10));
+        let series = s.into_series();
+        assert_eq!(coverage_of(&series, "a").covered, 10);
+        let b = coverage_of(&series, "b");
+        assert_eq!((b.ticks, b.covered), (10, 3));
+        assert_eq!(
+            (b.gaps[0].from, b.gaps[0].to, &b.gaps[0].cause),
+            (gate(3), gate(9), &GapCause::Absent)
+        );
+    }
+
+    #[test]
+    fn a_frozen_timestamp_nan_and_failed_readings_are_gaps_and_a_gone_pod_stops_counting() {
+        let mut s = Sampler::new();
+        s.declare("a", "app", None, None);
+        s.declare("b", "app", None, None);
+        s.declare("c", "app", None, None);
+        for tick in 0..40 {
+            // a: fresh every second; b: frozen at 4 s from then on; c: NaN from 10 s.
+            let mut o = vec![of("a", "app", tick, 100), of("b", "app", tick.min(4), 100)];
+            let mut nan = of("c", "app", tick, 0);
+            if tick >= 10 {
+                nan.bad_value = Some("NaN".into());
+            }
+            o.push(nan);
+            s.record_received(o, gate(tick), true);
+        }
+        s.record_error("boom");
+        s.pod_gone("a");
+        s.record_error("boom");
+        let series = s.into_series();
+        let a = coverage_of(&series, "a");
+        assert_eq!((a.ticks, a.covered), (41, 40), "gone after one failure");
+        assert_eq!(a.gaps[0].cause, GapCause::ReadFailed);
+        let b = coverage_of(&series, "b");
+        // Resolution 1 s: repeats of the 4 s sample are stuck (35 of them) — not covered.
+        assert_eq!(b.covered, 5, "{b:?}");
+        assert_eq!(b.gaps[0].cause, GapCause::Stuck { stamp: gate(4) });
+        let c = coverage_of(&series, "c");
+        assert_eq!(c.covered, 10);
+        assert_eq!(
+            c.gaps[0].cause,
+            GapCause::BadValue {
+                value: "NaN".into()
+            }
+        );
+        // NaN is no sample.
+        let c_series = series.iter().find(|x| x.pod == "c").unwrap();
+        assert_eq!(c_series.samples.len(), 10);
+    }
+
+    #[test]
+    fn one_stamp_from_the_future_neither_hides_later_samples_nor_rebases_the_series() {
+        let mut s = Sampler::new();
+        for tick in 0..20 {
+            let mut o = of("p", "app", tick, 100 + tick as u64);
+            if tick == 5 {
+                o.at += chrono::Duration::minutes(5);
+            }
+            s.record_received(vec![o], gate(tick), true);
+        }
+        let series = s.into_series();
+        let p = &series[0];
+        assert_eq!(p.clock_skew, None);
+        assert_eq!(p.samples.len(), 20, "every later sample kept");
+        let times: Vec<_> = p.samples.iter().map(|x| x.at).collect();
+        assert_eq!(times, (0..20).map(gate).collect::<Vec<_>>(), "placed on arrival");
+        let c = p.coverage.clone().unwrap();
+        assert_eq!((c.covered, c.restamped), (20, 1));
+    }
+
     #[test]
     fn oom_counter_rises_into_events_and_peak_is_kept() {
         let mut s = Sampler::new();
