@@ -173,7 +173,7 @@ fn web(replicas: u32) -> SimCluster {
 
 /// The control run passes with every (pod, container) covered, and every format shows it.
 fn assert_control_passes(g: &Gate, pods: &[String], container: &str) {
-    assert_eq!(g.code(), Some(0), "control: {}", text(&g.out));
+    assert_eq!(g.code(), Some(0), "control: {}\n{:#}", text(&g.out), g.report["findings"]);
     for pod in pods {
         let p = g.pod(pod, container);
         assert!(
@@ -277,7 +277,7 @@ fn a_frozen_timestamp_is_inconclusive_while_a_slow_metrics_server_is_judgeable()
     let pods = cluster.pod_names("web");
     let dir = tempfile::tempdir().unwrap();
     let memory = "  source: metrics-api\n  interval: 5s";
-    let stages = "[{ duration: 5s, users: 2 }, { duration: 30s, users: 2 }]";
+    let stages = "[{ duration: 15s, users: 2 }, { duration: 25s, users: 2 }]";
     let sc = scenario(dir.path(), &cluster, "app", memory, stages, "90%");
     let control = gate_run(dir.path(), &sc, cluster.kubeconfig_path());
     assert_control_passes(&control, &pods, "app");

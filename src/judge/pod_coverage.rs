@@ -72,7 +72,7 @@ fn short(policy: &Policy, run: &Run, s: &ContainerSeries, c: &SeriesCoverage) ->
     let (observed, required) = format_shares(c.share(), policy.min_coverage);
     let while_ran = if s.gone.is_some() {
         "while the pod ran, until it went away"
-    } else if c.since > run.started_at + chrono::Duration::seconds(5) {
+    } else if c.since > run.started_at + slack(run) {
         "since the pod appeared"
     } else {
         "while the pod ran"
@@ -96,6 +96,12 @@ fn short(policy: &Policy, run: &Run, s: &ContainerSeries, c: &SeriesCoverage) ->
     f.threshold = Some(policy.min_coverage);
     f.at = c.gaps.first().map(|g| g.from);
     f
+}
+
+/// How late after the run's start a series' first tick may come and still be one of the pods
+/// there from the start: one sampling interval and a second.
+fn slack(run: &Run) -> chrono::Duration {
+    chrono::Duration::from_std(run.memory.interval).unwrap_or_default() + chrono::Duration::seconds(1)
 }
 
 /// Why the ticks were uncovered, from the gaps.
