@@ -15,7 +15,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::cluster::metrics::PodFaults;
-use support::cluster::{require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI};
+use support::cluster::{
+    require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
+};
 use support::prometheus::{prometheus_for, require_prometheus};
 use support::{findings, run_bounded, text};
 
@@ -124,7 +126,10 @@ fn gate_run(dir: &Path, scenario: &Path, kubeconfig: &Path) -> Gate {
             .iter_errors(&report)
             .map(|e| format!("{e} at {}", e.instance_path))
             .collect();
-        assert!(errors.is_empty(), "report.json against the schema: {errors:#?}");
+        assert!(
+            errors.is_empty(),
+            "report.json against the schema: {errors:#?}"
+        );
     }
     Gate {
         out,
@@ -135,13 +140,12 @@ fn gate_run(dir: &Path, scenario: &Path, kubeconfig: &Path) -> Gate {
 }
 
 /// `gate_run` on a thread, while `during` runs on this one; then the gate's results.
-fn gate_run_while(
-    dir: &Path,
-    scenario: &Path,
-    kubeconfig: &Path,
-    during: impl FnOnce(),
-) -> Gate {
-    let (d, s, k) = (dir.to_path_buf(), scenario.to_path_buf(), kubeconfig.to_path_buf());
+fn gate_run_while(dir: &Path, scenario: &Path, kubeconfig: &Path, during: impl FnOnce()) -> Gate {
+    let (d, s, k) = (
+        dir.to_path_buf(),
+        scenario.to_path_buf(),
+        kubeconfig.to_path_buf(),
+    );
     let gate = std::thread::spawn(move || gate_run(&d, &s, &k));
     during();
     gate.join().expect("the gate thread")
@@ -173,7 +177,13 @@ fn web(replicas: u32) -> SimCluster {
 
 /// The control run passes with every (pod, container) covered, and every format shows it.
 fn assert_control_passes(g: &Gate, pods: &[String], container: &str) {
-    assert_eq!(g.code(), Some(0), "control: {}\n{:#}", text(&g.out), g.report["findings"]);
+    assert_eq!(
+        g.code(),
+        Some(0),
+        "control: {}\n{:#}",
+        text(&g.out),
+        g.report["findings"]
+    );
     for pod in pods {
         let p = g.pod(pod, container);
         assert!(
@@ -181,8 +191,16 @@ fn assert_control_passes(g: &Gate, pods: &[String], container: &str) {
             "control: {p:#}"
         );
         let line = format!("{pod}/{container}: ");
-        assert!(text(&g.out).contains(&line), "terminal shows {line}: {}", text(&g.out));
-        assert!(g.summary.contains(&line), "summary.md shows {line}: {}", g.summary);
+        assert!(
+            text(&g.out).contains(&line),
+            "terminal shows {line}: {}",
+            text(&g.out)
+        );
+        assert!(
+            g.summary.contains(&line),
+            "summary.md shows {line}: {}",
+            g.summary
+        );
         assert!(g.html.contains(&line), "report.html shows {line}");
     }
 }
@@ -209,17 +227,26 @@ fn a_pod_never_in_pod_metrics_is_inconclusive_naming_it() {
     let msg = g.short_of(&pods[1]);
     assert_eq!(msg.len(), 1, "{:#}", g.report);
     assert!(
-        msg[0].starts_with(&format!("{}/app: memory data for 0% of the sampling ticks", pods[1]))
-            && msg[0].contains("never in PodMetrics"),
+        msg[0].starts_with(&format!(
+            "{}/app: memory data for 0% of the sampling ticks",
+            pods[1]
+        )) && msg[0].contains("never in PodMetrics"),
         "{}",
         msg[0]
     );
     // The workload as a whole still had data on every tick: the hole this closes.
     assert!(g.short_of(&pods[0]).is_empty(), "{:#}", g.report);
     let p = g.pod(&pods[1], "app");
-    assert_eq!((p["covered"].as_u64(), &p["below_min_coverage"]), (Some(0), &serde_json::json!(true)));
+    assert_eq!(
+        (p["covered"].as_u64(), &p["below_min_coverage"]),
+        (Some(0), &serde_json::json!(true))
+    );
     assert_eq!(p["gaps"][0]["cause"], "absent", "{p:#}");
-    assert!(g.summary.contains(&format!("{}/app: 0% of", pods[1])), "{}", g.summary);
+    assert!(
+        g.summary.contains(&format!("{}/app: 0% of", pods[1])),
+        "{}",
+        g.summary
+    );
     eprintln!("{}", msg[0]);
 }
 
@@ -234,7 +261,14 @@ fn a_container_left_out_of_pod_metrics_for_a_while_is_inconclusive_naming_the_sp
     let cluster = cluster_with(ClusterConfig::default(), 1, tpl);
     let pod = cluster.pod_names("web")[0].clone();
     let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), &cluster, "app, sidecar", METRICS_API, STAGES, "90%");
+    let sc = scenario(
+        dir.path(),
+        &cluster,
+        "app, sidecar",
+        METRICS_API,
+        STAGES,
+        "90%",
+    );
     let control = gate_run(dir.path(), &sc, cluster.kubeconfig_path());
     assert_control_passes(&control, &[pod.clone()], "sidecar");
 
@@ -256,7 +290,11 @@ fn a_container_left_out_of_pod_metrics_for_a_while_is_inconclusive_naming_the_sp
         "{}",
         msg[0]
     );
-    assert!(g.pod(&pod, "app")["coverage"].as_f64().unwrap() >= 0.9, "{:#}", g.report);
+    assert!(
+        g.pod(&pod, "app")["coverage"].as_f64().unwrap() >= 0.9,
+        "{:#}",
+        g.report
+    );
     let p = g.pod(&pod, "sidecar");
     let share = p["coverage"].as_f64().unwrap();
     assert!((0.3..0.8).contains(&share), "{p:#}");
@@ -309,7 +347,9 @@ fn a_scaled_up_pod_scraped_late_is_not_read_as_covered() {
         std::thread::sleep(Duration::from_secs(3));
         cluster.scale("web", 2);
     };
-    let control = gate_run_while(dir.path(), &sc, cluster.kubeconfig_path(), || scale_up(&cluster));
+    let control = gate_run_while(dir.path(), &sc, cluster.kubeconfig_path(), || {
+        scale_up(&cluster)
+    });
     let pods = cluster.pod_names("web");
     assert_eq!(pods.len(), 2);
     assert_control_passes(&control, &pods, "app");
@@ -322,7 +362,9 @@ fn a_scaled_up_pod_scraped_late_is_not_read_as_covered() {
         ..PodFaults::default()
     });
     let before = cluster.pod_names("web");
-    let g = gate_run_while(dir.path(), &sc, cluster.kubeconfig_path(), || scale_up(&cluster));
+    let g = gate_run_while(dir.path(), &sc, cluster.kubeconfig_path(), || {
+        scale_up(&cluster)
+    });
     let new = cluster
         .pod_names("web")
         .into_iter()
@@ -363,7 +405,11 @@ fn prometheus_with_series_for_only_some_pods_or_nan_for_one_is_inconclusive() {
     assert_eq!(g.code(), Some(3), "{}", text(&g.out));
     let missing = g.short_of(&pods[1]);
     assert_eq!(missing.len(), 1, "{:#}", g.report);
-    assert!(missing[0].contains("Prometheus never had a series for it"), "{}", missing[0]);
+    assert!(
+        missing[0].contains("Prometheus never had a series for it"),
+        "{}",
+        missing[0]
+    );
     let nan = g.short_of(&pods[2]);
     assert_eq!(nan.len(), 1, "{:#}", g.report);
     assert!(nan[0].contains("NaN from Prometheus from "), "{}", nan[0]);

@@ -124,14 +124,14 @@ fn differing_limits_judge_each_pod_against_its_own_and_name_it() {
     assert_eq!(f.threshold, Some(allowed_peak(512 * MIB, 0.2) as f64));
     assert_eq!(f.pod.as_deref(), Some("web-7d9f-a1b2c"));
     assert!(
-        f.message.starts_with(
-            "app (pod web-7d9f-a1b2c, limit 512 MiB): peak 480 MiB at 12:00:00"
-        ),
+        f.message
+            .starts_with("app (pod web-7d9f-a1b2c, limit 512 MiB): peak 480 MiB at 12:00:00"),
         "{}",
         f.message
     );
     assert!(
-        f.message.contains("allowed by its own 512 MiB limit with 20% headroom")
+        f.message
+            .contains("allowed by its own 512 MiB limit with 20% headroom")
             && f.message.ends_with(
                 "; pod limits differ (512 MiB to 1 GiB), each pod judged against its own"
             ),
@@ -167,7 +167,9 @@ fn a_pod_with_a_larger_limit_is_not_failed_by_a_smaller_limit_elsewhere() {
         f.message.contains(
             "; also above their own allowed peak: web-7d9f-x2k4p (900 MiB of the 819.2 MiB its \
              1 GiB limit allows)"
-        ) && f.message.starts_with("app (pod web-7d9f-a1b2c, limit 512 MiB): peak 460 MiB"),
+        ) && f
+            .message
+            .starts_with("app (pod web-7d9f-a1b2c, limit 512 MiB): peak 460 MiB"),
         "{}",
         f.message
     );

@@ -101,7 +101,8 @@ fn short(policy: &Policy, run: &Run, s: &ContainerSeries, c: &SeriesCoverage) ->
 /// How late after the run's start a series' first tick may come and still be one of the pods
 /// there from the start: one sampling interval and a second.
 fn slack(run: &Run) -> chrono::Duration {
-    chrono::Duration::from_std(run.memory.interval).unwrap_or_default() + chrono::Duration::seconds(1)
+    chrono::Duration::from_std(run.memory.interval).unwrap_or_default()
+        + chrono::Duration::seconds(1)
 }
 
 /// Why the ticks were uncovered, from the gaps.
@@ -347,6 +348,8 @@ mod tests {
         }
         let f = inconclusive(&run);
         assert_eq!(f.len(), 1, "{f:#?}");
-        assert!(f[0].message.starts_with("memory data for 49.3% of sampling ticks"));
+        assert!(f[0]
+            .message
+            .starts_with("memory data for 49.3% of sampling ticks"));
     }
 }

@@ -30,9 +30,7 @@ use chrono::Utc;
 use super::clock::{self, Reading};
 use super::tally::{Tally, TickState};
 use super::Observation;
-use crate::model::{
-    ClockSkew, ContainerSeries, GapCause, RestartEvent, RestartReason, Timestamp,
-};
+use crate::model::{ClockSkew, ContainerSeries, GapCause, RestartEvent, RestartReason, Timestamp};
 
 /// Ticks at least this far apart are live readings; closer ones are a replayed batch (`oomgate
 /// judge` feeds a finished run's Prometheus history in one go), whose ages say nothing about
@@ -520,7 +518,11 @@ mod tests {
         assert_eq!(p.clock_skew, None);
         assert_eq!(p.samples.len(), 20, "every later sample kept");
         let times: Vec<_> = p.samples.iter().map(|x| x.at).collect();
-        assert_eq!(times, (0..20).map(gate).collect::<Vec<_>>(), "placed on arrival");
+        assert_eq!(
+            times,
+            (0..20).map(gate).collect::<Vec<_>>(),
+            "placed on arrival"
+        );
         let c = p.coverage.clone().unwrap();
         assert_eq!((c.covered, c.restamped), (20, 1));
     }

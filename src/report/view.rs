@@ -113,7 +113,8 @@ pub struct StageRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerRow {
     pub container: String,
-    /// The smallest limit among its pods (the one judged); `None` without any limit.
+    /// The smallest limit among its pods (`headroom` judges each pod against its own); `None`
+    /// without any limit.
     pub limit: Option<u64>,
     /// Smallest and largest limit when the pods disagree.
     pub limit_spread: Option<(u64, u64)>,

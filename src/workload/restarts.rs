@@ -475,10 +475,16 @@ mod tests {
         let waiting = json!({ "waiting": { "reason": "ContainerCreating" } });
         let mut p = pod("web-2", 0, waiting, json!({}));
         p.status.as_mut().unwrap().phase = Some("Pending".into());
-        assert!(tracker.apply(&p, t(40)).is_empty(), "not seen while pending");
+        assert!(
+            tracker.apply(&p, t(40)).is_empty(),
+            "not seen while pending"
+        );
         p.status.as_mut().unwrap().phase = Some("Running".into());
         let u = tracker.apply(&p, t(41));
-        assert!(matches!(&u[..], [WatchUpdate::PodSeen(info)] if info.name == "web-2"), "{u:?}");
+        assert!(
+            matches!(&u[..], [WatchUpdate::PodSeen(info)] if info.name == "web-2"),
+            "{u:?}"
+        );
     }
 
     #[test]

@@ -426,7 +426,9 @@ fn answer(
                         _ => ns.to_string(),
                     })
             })
-            .filter_map(|(name, s)| omitting(&st.pod_faults, pod_metrics(ns, name, s, &window, offset)))
+            .filter_map(|(name, s)| {
+                omitting(&st.pod_faults, pod_metrics(ns, name, s, &window, offset))
+            })
             .collect())
     };
     let respond = |r: Result<Vec<PodMetrics>, String>| match r {
@@ -438,10 +440,12 @@ fn answer(
         ["pods"] => respond(filtered(None)),
         ["namespaces", n, "pods"] => respond(filtered(Some(n))),
         ["namespaces", n, "pods", name] => match st.metrics.get(*name) {
-            Some(s) if *n == ns => match omitting(&st.pod_faults, pod_metrics(ns, name, s, &window, offset)) {
-                Some(m) => http::json(StatusCode::OK, &m),
-                None => http::object_not_found("podmetrics", "metrics.k8s.io", name),
-            },
+            Some(s) if *n == ns => {
+                match omitting(&st.pod_faults, pod_metrics(ns, name, s, &window, offset)) {
+                    Some(m) => http::json(StatusCode::OK, &m),
+                    None => http::object_not_found("podmetrics", "metrics.k8s.io", name),
+                }
+            }
             _ => http::object_not_found("podmetrics", "metrics.k8s.io", name),
         },
         ["nodes"] => list("NodeMetricsList", Vec::new()),
