@@ -270,7 +270,7 @@ fn a_container_left_out_of_pod_metrics_for_a_while_is_inconclusive_naming_the_sp
         "90%",
     );
     let control = gate_run(dir.path(), &sc, cluster.kubeconfig_path());
-    assert_control_passes(&control, &[pod.clone()], "sidecar");
+    assert_control_passes(&control, std::slice::from_ref(&pod), "sidecar");
 
     let g = gate_run_while(dir.path(), &sc, cluster.kubeconfig_path(), || {
         std::thread::sleep(Duration::from_secs(5));

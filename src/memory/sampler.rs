@@ -186,12 +186,11 @@ impl Sampler {
                 }
             }
             if let Some(value) = &o.bad_value {
-                if !states.contains_key(&key) {
-                    let cause = GapCause::BadValue {
+                states.entry(key).or_insert_with(|| {
+                    TickState::Missing(GapCause::BadValue {
                         value: value.clone(),
-                    };
-                    states.insert(key, TickState::Missing(cause));
-                }
+                    })
+                });
                 continue;
             }
             if !self.stamps.entry(key.clone()).or_default().insert(o.at) {
