@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::cluster::metrics::PodFaults;
+use support::cluster::metrics::{Outlier, PodFaults};
 use support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
@@ -488,4 +488,57 @@ fn each_pod_is_judged_against_its_own_limit_mid_rollout() {
         "{msg}"
     );
     eprintln!("{msg}");
+}
+
+#[test]
+fn a_single_out_of_line_timestamp_does_not_rebase_the_series() {
+    if !require_cgroups("a_single_out_of_line_timestamp") {
+        return;
+    }
+    let cluster = web(1);
+    let pod = cluster.pod_names("web")[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), &cluster, "app", METRICS_API, STAGES, "90%");
+    let clock_findings = |g: &Gate| -> Vec<String> {
+        findings(&g.report, "coverage", "warn")
+            .into_iter()
+            .chain(findings(&g.report, "coverage", "inconclusive"))
+            .map(|f| f["message"].as_str().unwrap_or_default().to_string())
+            .filter(|m| m.starts_with("clock"))
+            .collect()
+    };
+    let control = gate_run(dir.path(), &sc, cluster.kubeconfig_path());
+    assert_control_passes(&control, std::slice::from_ref(&pod), "app");
+    assert!(clock_findings(&control).is_empty(), "{:#}", control.report);
+
+    // The 6th PodMetrics answer stamps the pod 5 minutes ahead; every other is on time.
+    cluster.set_pod_faults(PodFaults {
+        outlier: Some(Outlier {
+            pod: pod.clone(),
+            after: 5,
+            shift: chrono::TimeDelta::minutes(5),
+        }),
+        ..PodFaults::default()
+    });
+    let g = gate_run(dir.path(), &sc, cluster.kubeconfig_path());
+    assert_eq!(
+        g.code(),
+        Some(0),
+        "{}\n{:#}",
+        text(&g.out),
+        g.report["findings"]
+    );
+    let clock = clock_findings(&g);
+    assert_eq!(clock.len(), 1, "{clock:#?}");
+    assert!(
+        clock[0].starts_with(&format!(
+            "clock: 1 metrics-api sample of {pod}/app carried a timestamp out of line"
+        )) && !clock[0].contains("clock skew"),
+        "not re-based: {}",
+        clock[0]
+    );
+    // Every sample lies inside the run, and the samples after the odd one were all kept.
+    let p = g.pod(&pod, "app");
+    assert!(p["coverage"].as_f64().unwrap() >= 0.9, "{p:#}");
+    eprintln!("{}", clock[0]);
 }

@@ -116,6 +116,17 @@ pub struct PodFaults {
     pub nan: Vec<String>,
     /// Pods created less than this long ago are not scraped yet.
     pub delay_new: Option<Duration>,
+    /// One PodMetrics answer, after `after` answers, stamps `pod` `shift` off (a single
+    /// out-of-line timestamp); the answers after it are normal again.
+    pub outlier: Option<Outlier>,
+}
+
+/// A single PodMetrics timestamp out of line (see [`PodFaults::outlier`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlier {
+    pub pod: String,
+    pub after: u64,
+    pub shift: chrono::TimeDelta,
 }
 
 impl PodFaults {
@@ -369,6 +380,16 @@ pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body
         _ => None,
     };
     let offset = st.metrics_faults.faults.clock_offset;
+    let mut one_off = None;
+    if pod_metrics_request {
+        if let Some(o) = &mut st.pod_faults.outlier {
+            if o.after == 0 {
+                one_off = st.pod_faults.outlier.take().map(|o| (o.pod, o.shift));
+            } else {
+                o.after -= 1;
+            }
+        }
+    }
     let st = &*st;
     match st.metrics_mode {
         MetricsMode::NotFound404 => return http::path_not_found(),
@@ -385,7 +406,7 @@ pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body
         }
         MetricsMode::Normal => {}
     }
-    let answer = answer(st, shared, rest, q, offset);
+    let answer = answer(st, shared, rest, q, offset, one_off);
     match fault {
         None => answer,
         Some(Fault::Hang(d)) => stalled(answer, d),
@@ -404,8 +425,13 @@ fn answer(
     rest: &[&str],
     q: &Query,
     offset: chrono::TimeDelta,
+    one_off: Option<(String, chrono::TimeDelta)>,
 ) -> Response<Body> {
     let ns = shared.cfg.namespace.as_str();
+    let offset_of = |pod: &str| match &one_off {
+        Some((p, shift)) if p == pod => offset + *shift,
+        _ => offset,
+    };
     let window = go_duration(shared.cfg.metrics_resolution);
     let filtered = |only_ns: Option<&str>| -> Result<Vec<PodMetrics>, String> {
         let sel = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
@@ -427,7 +453,10 @@ fn answer(
                     })
             })
             .filter_map(|(name, s)| {
-                omitting(&st.pod_faults, pod_metrics(ns, name, s, &window, offset))
+                omitting(
+                    &st.pod_faults,
+                    pod_metrics(ns, name, s, &window, offset_of(name)),
+                )
             })
             .collect())
     };
@@ -441,7 +470,10 @@ fn answer(
         ["namespaces", n, "pods"] => respond(filtered(Some(n))),
         ["namespaces", n, "pods", name] => match st.metrics.get(*name) {
             Some(s) if *n == ns => {
-                match omitting(&st.pod_faults, pod_metrics(ns, name, s, &window, offset)) {
+                match omitting(
+                    &st.pod_faults,
+                    pod_metrics(ns, name, s, &window, offset_of(name)),
+                ) {
                     Some(m) => http::json(StatusCode::OK, &m),
                     None => http::object_not_found("podmetrics", "metrics.k8s.io", name),
                 }
