@@ -38,7 +38,9 @@ pub(super) fn restamped(run: &Run) -> Vec<Finding> {
                 Rule::Coverage,
                 Severity::Warn,
                 format!(
-                    "clock: {n} {} sample{} of {}/{} carried a timestamp out of line with the                      rest of its series; {} placed at the time the gate received {}, and the                      series was not re-based by {}",
+                    "clock: {n} {} sample{} of {}/{} carried a timestamp out of line with the \
+                     rest of its series; {} placed at the time the gate received {}, and \
+                     the series was not re-based by {}",
                     run.memory.source,
                     if n == 1 { "" } else { "s" },
                     s.pod,
@@ -334,6 +336,26 @@ mod tests {
                 ),
             "{}",
             f[0].message
+        );
+    }
+
+    #[test]
+    fn a_restamped_sample_warns_and_the_verdict_stands() {
+        let mut run = counted();
+        run.containers[0].coverage.as_mut().unwrap().restamped = 1;
+        let v = evaluate(&Policy::default(), &run);
+        assert_eq!(v.outcome, Outcome::Pass);
+        let warn: Vec<_> = v
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::Coverage && f.severity == Severity::Warn)
+            .collect();
+        assert_eq!(warn.len(), 1);
+        assert_eq!(
+            warn[0].message,
+            "clock: 1 metrics-api sample of web-7d9f-a1b2c/app carried a timestamp out of line \
+             with the rest of its series; it was placed at the time the gate received it, and \
+             the series was not re-based by it"
         );
     }
 
