@@ -34,6 +34,11 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     }
 
     let mut out = vec![ratio(policy, run)];
+    if out[0].severity == Severity::Pass {
+        if let Some(lowest) = super::pod_coverage::lowest(run) {
+            out[0].message.push_str(&lowest);
+        }
+    }
     let workload_inconclusive = out[0].severity == Severity::Inconclusive;
     out.extend(super::pod_coverage::check(
         policy,

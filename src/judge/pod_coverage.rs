@@ -26,6 +26,25 @@ pub(super) fn check(policy: &Policy, run: &Run, workload_inconclusive: bool) -> 
         .collect()
 }
 
+/// "; per pod and container at least 95.0% (lowest: web-1/app, 19 of 20 ticks)", for the
+/// workload-wide pass finding; `None` when no series was counted per pod.
+pub(super) fn lowest(run: &Run) -> Option<String> {
+    let (s, c) = run
+        .containers
+        .iter()
+        .filter_map(|s| Some((s, s.coverage.as_ref()?)))
+        .filter(|(_, c)| c.ticks > 0)
+        .min_by(|a, b| a.1.share().total_cmp(&b.1.share()))?;
+    Some(format!(
+        "; per pod and container at least {} (lowest: {}/{}, {} of {} ticks)",
+        super::format_share(c.share()),
+        s.pod,
+        s.container,
+        c.covered,
+        c.ticks
+    ))
+}
+
 /// A warning per series with samples whose stamp was out of line with the rest of the series
 /// (placed at the time the gate received them instead of re-basing the series by them).
 pub(super) fn restamped(run: &Run) -> Vec<Finding> {
@@ -230,9 +249,25 @@ mod tests {
     }
 
     #[test]
-    fn every_series_covered_adds_nothing_and_passes() {
-        let v = evaluate(&Policy::default(), &counted());
+    fn every_series_covered_passes_and_the_pass_names_the_lowest() {
+        let mut run = counted();
+        run.containers[3].coverage.as_mut().unwrap().covered = 70;
+        let v = evaluate(&Policy::default(), &run);
         assert_eq!(v.outcome, Outcome::Pass, "{:#?}", v.findings);
+        let pass: Vec<_> = v
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::Coverage)
+            .collect();
+        assert_eq!(pass.len(), 1);
+        assert!(
+            pass[0].message.ends_with(
+                "meeting the 90% required; per pod and container at least 97.2% (lowest: \
+                 web-7d9f-x2k4p/sidecar, 70 of 72 ticks)"
+            ),
+            "{}",
+            pass[0].message
+        );
     }
 
     #[test]
