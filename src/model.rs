@@ -114,6 +114,62 @@ pub struct ContainerSeries {
     /// Set when the source's timestamps disagreed with the gate's clock (a skewed node or
     /// metrics-server clock); `None` when they agreed or the source uses the gate's clock.
     pub clock_skew: Option<ClockSkew>,
+    /// How many of the sampling ticks while the pod ran brought this series a fresh sample,
+    /// and why the others did not; `None` when the series was not counted tick by tick.
+    pub coverage: Option<SeriesCoverage>,
+}
+
+/// The sampling ticks of one (pod, container) while its pod ran during the load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeriesCoverage {
+    /// The first sampling tick counted for it (the pod was known to the gate by then).
+    pub since: Timestamp,
+    /// Ticks counted (from `since` until the pod went away or the load ended).
+    pub ticks: u64,
+    /// Ticks that brought a fresh sample, or repeated one still within the source's resolution.
+    pub covered: u64,
+    /// The uncovered stretches, in time order (consecutive ticks with the same cause merged).
+    pub gaps: Vec<CoverageGap>,
+    /// Samples whose timestamp was out of line with the rest of the series (a single stamp
+    /// minutes off); their values were kept, placed at the time the gate received them.
+    pub restamped: u64,
+}
+
+impl SeriesCoverage {
+    /// Covered share of the ticks; 0 without ticks.
+    pub fn share(&self) -> f64 {
+        if self.ticks == 0 {
+            0.0
+        } else {
+            self.covered as f64 / self.ticks as f64
+        }
+    }
+}
+
+/// A stretch of consecutive sampling ticks that brought one series no fresh sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoverageGap {
+    /// The first and the last uncovered tick (gate clock).
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub ticks: u64,
+    pub cause: GapCause,
+}
+
+/// Why a tick brought a series no fresh sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum GapCause {
+    /// The source answered without this container (left out of PodMetrics, no Prometheus
+    /// series for it).
+    Absent,
+    /// The source repeated a sample whose own timestamp, `stamp`, stopped advancing for longer
+    /// than twice its resolution.
+    Stuck { stamp: Timestamp },
+    /// The source gave a value that is not a working set (`NaN`, `+Inf`, negative).
+    BadValue { value: String },
+    /// The reading failed as a whole (error, timeout, a tick skipped by a slow reading).
+    ReadFailed,
 }
 
 /// How a series' sample timestamps related to the gate's clock when they did not agree.
@@ -161,6 +217,7 @@ impl ContainerSeries {
             min_inactive_file: None,
             gone: None,
             clock_skew: None,
+            coverage: None,
         }
     }
 

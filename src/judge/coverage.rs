@@ -4,7 +4,8 @@
 //! reason other than an OOM kill. It also warns when the sampling interval is coarse against a
 //! stage's length, warns when samples stamped by a skewed clock were re-based onto the gate's
 //! clock (naming the offset), and is inconclusive when a clock wandered so samples cannot be
-//! placed in stages. A pass finding states the coverage when all is well.
+//! placed in stages. A pass finding states the coverage when all is well. Each (pod, container)
+//! is also judged on its own ticks (`pod_coverage.rs`).
 
 use std::time::Duration;
 
@@ -33,7 +34,19 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     }
 
     let mut out = vec![ratio(policy, run)];
+    if out[0].severity == Severity::Pass {
+        if let Some(lowest) = super::pod_coverage::lowest(run) {
+            out[0].message.push_str(&lowest);
+        }
+    }
+    let workload_inconclusive = out[0].severity == Severity::Inconclusive;
+    out.extend(super::pod_coverage::check(
+        policy,
+        run,
+        workload_inconclusive,
+    ));
     out.extend(clock_skew(run));
+    out.extend(super::pod_coverage::restamped(run));
     let oom_killed = run
         .restarts
         .iter()

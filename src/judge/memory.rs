@@ -1,5 +1,6 @@
-//! Memory rules, judged per container name across all pods of the workload: `headroom` (peak
-//! working set against limit × (1 − headroom)), `no-limit`, `oom-killed` and `restarted`. Each
+//! Memory rules, judged per container name across all pods of the workload: `headroom` (each
+//! pod's peak working set against that pod's own limit × (1 − headroom)), `no-limit`,
+//! `oom-killed` and `restarted`. Each
 //! container name gets one finding per rule (a pass when nothing happened); OOM kills and restarts
 //! get one finding per event, naming the pod and the time.
 
@@ -116,68 +117,156 @@ fn no_limit(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Finding {
     f
 }
 
+/// One pod's copy of a container, judged against its own limit.
+struct Judged<'a> {
+    pod: &'a str,
+    limit: u64,
+    allowed: u64,
+    bytes: u64,
+    at: crate::model::Timestamp,
+    source: PeakSource,
+}
+
+impl Judged<'_> {
+    /// How close to its own allowed peak (1.0 = at it).
+    fn ratio(&self) -> f64 {
+        self.bytes as f64 / self.allowed.max(1) as f64
+    }
+
+    fn over(&self) -> bool {
+        self.bytes > self.allowed
+    }
+}
+
+/// `headroom` for one container name: every pod's peak against that pod's own limit (during a
+/// rollout pods can carry different limits); the finding speaks for the pod closest to (or
+/// furthest above) its allowed peak, naming it and its limit, and lists other pods above theirs.
 fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Finding> {
     // Without any limit there is nothing to keep headroom to; `no-limit` reports it.
     let limit = g.limit()?;
-    let allowed = allowed_peak(limit, policy.headroom);
-    let terms = format!(
-        "{} limit, {} headroom",
-        format_bytes(limit),
-        format_percent(policy.headroom)
-    );
-    let spread = match g.limit_spread() {
+    let spread = g.limit_spread();
+    let spread_text = match spread {
         Some((lo, hi)) => format!(
-            "; pod limits differ ({} to {}), judged against the smallest",
+            "; pod limits differ ({} to {}), each pod judged against its own",
             format_bytes(lo),
             format_bytes(hi)
         ),
         None => String::new(),
     };
-    let mut f = match g.peak() {
-        None => finding(
-            Rule::Headroom,
-            Severity::Inconclusive,
-            format!(
-                "{}: no memory data, so its peak cannot be judged against the {} allowed \
-                 ({terms}){spread}",
-                g.name,
-                format_bytes(allowed)
-            ),
-        ),
-        Some(peak) => {
-            let who = subject(g.name, (g.pods().len() > 1).then_some(peak.pod));
-            let source = match peak.source {
+    let judged: Vec<Judged<'_>> = g
+        .series
+        .iter()
+        .filter_map(|s| {
+            let limit = s.limit?;
+            let (bytes, at, source) = s.peak()?;
+            Some(Judged {
+                pod: &s.pod,
+                limit,
+                allowed: allowed_peak(limit, policy.headroom),
+                bytes,
+                at,
+                source,
+            })
+        })
+        .collect();
+    // The pod furthest above (or closest to) its own allowed peak; among equals the higher
+    // and earlier peak, as the group's peak is chosen.
+    let worst = judged.iter().max_by(|a, b| {
+        a.ratio()
+            .total_cmp(&b.ratio())
+            .then(a.bytes.cmp(&b.bytes))
+            .then(b.at.cmp(&a.at))
+    });
+    let mut f = match worst {
+        None => {
+            let allowed = allowed_peak(limit, policy.headroom);
+            let mut f = finding(
+                Rule::Headroom,
+                Severity::Inconclusive,
+                format!(
+                    "{}: no memory data, so its peak cannot be judged against the {} allowed \
+                     ({} limit, {} headroom){spread_text}",
+                    g.name,
+                    format_bytes(allowed),
+                    format_bytes(limit),
+                    format_percent(policy.headroom)
+                ),
+            );
+            f.threshold = Some(allowed as f64);
+            f
+        }
+        Some(w) => {
+            let many = g.pods().len() > 1;
+            let who = match (many, spread.is_some()) {
+                (true, true) => format!(
+                    "{} (pod {}, limit {})",
+                    g.name,
+                    w.pod,
+                    format_bytes(w.limit)
+                ),
+                _ => subject(g.name, many.then_some(w.pod)),
+            };
+            let source = match w.source {
                 PeakSource::KernelPeak => " (kernel peak counter, between samples)",
                 PeakSource::Sample => "",
             };
-            let (peak_text, allowed_text) = format_byte_pair(peak.bytes, allowed);
-            let head = format!("{who}: peak {peak_text}{source} at {}", when(run, peak.at));
-            let mut f = if peak.bytes > allowed {
+            let (peak_text, allowed_text) = format_byte_pair(w.bytes, w.allowed);
+            let head = format!("{who}: peak {peak_text}{source} at {}", when(run, w.at));
+            let own = if spread.is_some() { "its own " } else { "the " };
+            let others: Vec<String> = judged
+                .iter()
+                .filter(|j| j.over() && j.pod != w.pod)
+                .map(|j| {
+                    format!(
+                        "{} ({} of the {} its {} limit allows)",
+                        j.pod,
+                        format_bytes(j.bytes),
+                        format_bytes(j.allowed),
+                        format_bytes(j.limit)
+                    )
+                })
+                .collect();
+            let others_text = if others.is_empty() {
+                String::new()
+            } else {
+                format!("; also above their own allowed peak: {}", others.join(", "))
+            };
+            let mut f = if w.over() {
                 finding(
                     Rule::Headroom,
                     Severity::Fail,
                     format!(
-                        "{head} is above the {allowed_text} allowed by the {} limit with {} \
-                         headroom{spread}",
-                        format_bytes(limit),
+                        "{head} is above the {allowed_text} allowed by {own}{} limit with {} \
+                         headroom{spread_text}{others_text}",
+                        format_bytes(w.limit),
                         format_percent(policy.headroom)
                     ),
                 )
             } else {
+                let closest = if spread.is_some() {
+                    ", the closest of its pods to its limit"
+                } else {
+                    ""
+                };
                 finding(
                     Rule::Headroom,
                     Severity::Pass,
-                    format!("{head} is within the {allowed_text} allowed ({terms}){spread}"),
+                    format!(
+                        "{head} is within the {allowed_text} allowed ({} limit, {} \
+                         headroom){closest}{spread_text}",
+                        format_bytes(w.limit),
+                        format_percent(policy.headroom)
+                    ),
                 )
             };
-            f.observed = Some(peak.bytes as f64);
-            f.at = Some(peak.at);
-            f.pod = Some(peak.pod.to_string());
+            f.observed = Some(w.bytes as f64);
+            f.at = Some(w.at);
+            f.pod = Some(w.pod.to_string());
+            f.threshold = Some(w.allowed as f64);
             f
         }
     };
     f.container = Some(g.name.to_string());
-    f.threshold = Some(allowed as f64);
     Some(f)
 }
 

@@ -114,17 +114,62 @@ fn several_pods_name_the_pod_that_peaked() {
 }
 
 #[test]
-fn differing_limits_judge_against_the_smallest_and_say_so() {
+fn differing_limits_judge_each_pod_against_its_own_and_name_it() {
     let mut run = healthy_run();
-    run.containers[0].limit = Some(512 * MIB); // pod a1b2c, mid-rollout
+    run.containers[0].limit = Some(512 * MIB); // pod a1b2c, mid-rollout, 480 MiB flat
     let v = evaluate(&Policy::default(), &run);
     let f = only(&v.findings, Rule::Headroom, "app");
-    // 610 MiB > 512 MiB × 0.8
+    // 480 MiB > 512 MiB × 0.8; the other pod's 610 MiB is within its 1 GiB × 0.8.
     assert_eq!(f.severity, Severity::Fail);
     assert_eq!(f.threshold, Some(allowed_peak(512 * MIB, 0.2) as f64));
+    assert_eq!(f.pod.as_deref(), Some("web-7d9f-a1b2c"));
     assert!(
         f.message
-            .ends_with("; pod limits differ (512 MiB to 1 GiB), judged against the smallest"),
+            .starts_with("app (pod web-7d9f-a1b2c, limit 512 MiB): peak 480 MiB at 12:00:00"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message
+            .contains("allowed by its own 512 MiB limit with 20% headroom")
+            && f.message.ends_with(
+                "; pod limits differ (512 MiB to 1 GiB), each pod judged against its own"
+            ),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn a_pod_with_a_larger_limit_is_not_failed_by_a_smaller_limit_elsewhere() {
+    // Pod a1b2c has the smaller limit and a low peak; x2k4p peaks at 610 MiB under 1 GiB.
+    let mut run = healthy_run();
+    run.containers[0].limit = Some(512 * MIB);
+    run.containers[0].samples = flat_samples(300 * MIB);
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert_eq!(f.severity, Severity::Pass, "{}", f.message);
+    // The pod closest to its own allowed peak speaks: 610/819.2 > 300/409.6.
+    assert_eq!(f.pod.as_deref(), Some("web-7d9f-x2k4p"));
+    assert!(
+        f.message.contains("(pod web-7d9f-x2k4p, limit 1 GiB)")
+            && f.message.contains("the closest of its pods to its limit"),
+        "{}",
+        f.message
+    );
+    // And several pods above their own limits are all named.
+    run.containers[0].samples = flat_samples(460 * MIB);
+    spike(&mut run.containers[2], t(12, 4, 30), 900 * MIB);
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(
+        f.message.contains(
+            "; also above their own allowed peak: web-7d9f-x2k4p (900 MiB of the 819.2 MiB its \
+             1 GiB limit allows)"
+        ) && f
+            .message
+            .starts_with("app (pod web-7d9f-a1b2c, limit 512 MiB): peak 460 MiB"),
         "{}",
         f.message
     );

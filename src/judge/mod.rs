@@ -16,10 +16,13 @@ mod load;
 mod memory;
 #[cfg(test)]
 mod memory_tests;
+mod pod_coverage;
 mod pods;
 mod regression;
 mod runtime;
 mod vpa;
+
+pub use pod_coverage::why as coverage_gaps;
 
 use crate::model::{
     ContainerSeries, Finding, Outcome, PeakSource, Policy, Rule, Run, Severity, Timestamp, Verdict,

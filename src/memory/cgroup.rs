@@ -831,6 +831,7 @@ impl CgroupSource {
             usage: Some(r.usage),
             kernel_peak_usage: r.peak_usage,
             oom_kills: has_counter.then_some(r.oom_kills),
+            bad_value: None,
         }))
     }
 }

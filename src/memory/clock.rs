@@ -47,6 +47,62 @@ fn median_gap(mut values: Vec<i64>) -> Option<i64> {
 /// spread a sample's age explains (twice the resolution and twice the reading cadence, plus
 /// 5 s); otherwise it is erratic (a clock that jumped during the run).
 pub fn judge(readings: &[Reading]) -> Option<ClockSkew> {
+    assess(readings).skew
+}
+
+/// A series' clock verdict with the readings left out of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Assessment {
+    pub skew: Option<ClockSkew>,
+    /// Readings whose stamp was out of line with all the others (a single sample stamped
+    /// minutes off): left out of the verdict, so they cannot re-base the whole series.
+    pub outliers: Vec<Reading>,
+}
+
+/// [`judge`], robust to a few out-of-line stamps: readings whose offset lies further from the
+/// median offset than a sample's age explains are outliers when they are few (at most one in
+/// ten, or one of at least three readings); the verdict is then made on the others. More than
+/// that is a clock that jumped, judged on all readings (erratic).
+pub fn assess(readings: &[Reading]) -> Assessment {
+    let offset = |r: &Reading| (r.at - r.received).num_milliseconds();
+    let mut sorted: Vec<i64> = readings.iter().map(offset).collect();
+    sorted.sort_unstable();
+    let Some(&median) = sorted.get(sorted.len() / 2) else {
+        return Assessment::default();
+    };
+    let spread = spread_of(readings);
+    let (inliers, outliers): (Vec<Reading>, Vec<Reading>) = readings
+        .iter()
+        .partition(|r| (offset(r) - median).abs() <= spread);
+    let few = readings.len() >= 3 && outliers.len() <= (readings.len() / 10).max(1);
+    if outliers.is_empty() || !few {
+        return Assessment {
+            skew: judge_all(readings),
+            outliers: Vec::new(),
+        };
+    }
+    Assessment {
+        skew: judge_all(&inliers),
+        outliers,
+    }
+}
+
+/// The spread of offsets a sample's age explains: twice the resolution and twice the reading
+/// cadence, plus 5 s.
+fn spread_of(readings: &[Reading]) -> i64 {
+    let resolution = median_gap(readings.iter().map(|r| r.at.timestamp_millis()).collect())
+        .unwrap_or(DEFAULT_RESOLUTION_MS);
+    let cadence = median_gap(
+        readings
+            .iter()
+            .map(|r| r.received.timestamp_millis())
+            .collect(),
+    )
+    .unwrap_or(0);
+    2 * resolution + 2 * cadence + 5_000
+}
+
+fn judge_all(readings: &[Reading]) -> Option<ClockSkew> {
     let offsets: Vec<i64> = readings
         .iter()
         .map(|r| (r.at - r.received).num_milliseconds())
@@ -146,6 +202,25 @@ mod tests {
     fn a_single_sample_from_the_future_is_enough() {
         let skew = judge(&readings(1, 300_000, |_| 0));
         assert_eq!(skew, Some(ClockSkew::Rebased { offset_ms: 300_000 }));
+    }
+
+    #[test]
+    fn a_single_out_of_line_stamp_does_not_rebase_the_series() {
+        // 20 agreeing readings and one stamped 5 min ahead.
+        let mut r = readings(20, 0, |_| 300);
+        r[7].at += Duration::minutes(5);
+        let a = assess(&r);
+        assert_eq!(a.skew, None);
+        assert_eq!(a.outliers, vec![r[7]]);
+        // One stamped 10 min behind, among readings from a clock 5 min ahead: still re-based
+        // by the others' offset, the odd one left out.
+        let mut r = readings(20, 300_000, |_| 300);
+        r[3].at -= Duration::minutes(15);
+        let a = assess(&r);
+        assert_eq!(a.skew, Some(ClockSkew::Rebased { offset_ms: 299_700 }));
+        assert_eq!(a.outliers.len(), 1);
+        // Agreeing readings only: no outliers.
+        assert!(assess(&readings(20, 0, |_| 300)).outliers.is_empty());
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub fn observations(
             usage: None,
             kernel_peak_usage: None,
             oom_kills: None,
+            bad_value: None,
         });
     }
     Ok(out)

@@ -33,6 +33,10 @@ pub struct Observation {
     pub kernel_peak_usage: Option<u64>,
     /// The cumulative OOM-kill counter, when the source has one.
     pub oom_kills: Option<u64>,
+    /// Set when the source reported a value that is not a working set (`NaN`, `+Inf`, a
+    /// negative number), as the source spelled it; `working_set` is then 0 and meaningless and
+    /// the observation is no sample, only a reason its tick is uncovered.
+    pub bad_value: Option<String>,
 }
 
 /// Why a tick brought no data.
@@ -62,3 +66,4 @@ pub trait MemorySource: Send {
     fn poll(&mut self) -> BoxFuture<'_, Result<Vec<Observation>, SourceError>>;
 }
 pub mod sampler;
+pub mod tally;

@@ -218,6 +218,7 @@ impl MemorySource for ProcTreeSource {
                 usage: None,
                 kernel_peak_usage: None,
                 oom_kills: None,
+                bad_value: None,
             })
             .into_iter()
             .collect()

@@ -365,7 +365,14 @@ fn measured<'a>(
     wanted.then_some((pod.as_str(), container.as_str()))
 }
 
-fn observation(pod: &str, container: &str, at: Timestamp, working_set: u64) -> Observation {
+/// One observation from a sample value. A value that is no working set (`NaN`, `±Inf`, a
+/// negative number) becomes an observation with `bad_value` set, so the sampler can say why the
+/// tick is uncovered instead of the series silently vanishing.
+fn observation(pod: &str, container: &str, at: Timestamp, value: f64) -> Observation {
+    let (working_set, bad_value) = match bytes(value) {
+        Some(b) => (b, None),
+        None => (0, Some(value.to_string())),
+    };
     Observation {
         pod: pod.to_string(),
         container: container.to_string(),
@@ -374,21 +381,30 @@ fn observation(pod: &str, container: &str, at: Timestamp, working_set: u64) -> O
         usage: None,
         kernel_peak_usage: None,
         oom_kills: None,
+        bad_value,
     }
 }
 
 /// Instant-query series → observations (series without pod/container labels and NaN skipped).
 pub fn series_observations(series: &[Series], containers_filter: &[String]) -> Vec<Observation> {
+    let mut out = series_readings(series, containers_filter);
+    out.retain(|o| o.bad_value.is_none());
+    out
+}
+
+/// Instant-query series → observations, a value that is no working set (NaN) kept as a
+/// bad-value observation so the sampler can name it as the reason a tick is uncovered.
+pub fn series_readings(series: &[Series], containers_filter: &[String]) -> Vec<Observation> {
     series
         .iter()
         .filter_map(|s| {
             let (pod, container) = measured(&s.labels, containers_filter)?;
-            Some(observation(pod, container, s.at, bytes(s.value)?))
+            Some(observation(pod, container, s.at, s.value))
         })
         .collect()
 }
 
-/// Range-query series → observations, one per point.
+/// Range-query series → observations, one per point (NaN and infinite points skipped).
 pub fn range_observations(
     series: &[RangeSeries],
     containers_filter: &[String],
@@ -399,11 +415,10 @@ pub fn range_observations(
             continue;
         };
         for &(at, value) in &s.values {
-            if let Some(b) = bytes(value) {
-                out.push(observation(pod, container, at, b));
-            }
+            out.push(observation(pod, container, at, value));
         }
     }
+    out.retain(|o| o.bad_value.is_none());
     out
 }
 
@@ -458,7 +473,7 @@ impl PrometheusSource {
                 PromError::Rejected { .. } => SourceError::Denied(e.to_string()),
                 e => SourceError::Other(e.to_string()),
             })?;
-        let mut obs = series_observations(&series, &self.containers_filter);
+        let mut obs = series_readings(&series, &self.containers_filter);
         obs.retain(|o| pods.contains(&o.pod));
         Ok(obs)
     }

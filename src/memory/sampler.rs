@@ -12,16 +12,25 @@
 //! not. Fresh samples read live (ticks at least [`PACED`] apart, not a batch replayed from
 //! history) are kept with their arrival time, and when the series is handed over their
 //! timestamps are checked against the gate's clock (`clock.rs`): a consistent skew is re-based
-//! onto the gate's clock and recorded on the series for the judge to report.
+//! onto the gate's clock and recorded on the series for the judge to report, while a single
+//! out-of-line stamp is placed at its arrival time instead of re-basing the whole series.
+//!
+//! Besides the workload-wide tick counts, every (pod, container) keeps its own account
+//! (`tally.rs`) from the first tick after it was declared until its pod went away: a tick covers
+//! a series only when it brought that series a fresh sample (or repeated one within the source's
+//! resolution); left out, stuck, a bad value (NaN) or a failed reading are counted as gaps with
+//! their cause. "Fresh" means a timestamp not seen before for the series, so a stamp that ran
+//! ahead once does not hide every later sample.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use super::clock::{self, Reading};
+use super::tally::{Tally, TickState};
 use super::Observation;
-use crate::model::{ClockSkew, ContainerSeries, RestartEvent, RestartReason, Timestamp};
+use crate::model::{ClockSkew, ContainerSeries, GapCause, RestartEvent, RestartReason, Timestamp};
 
 /// Ticks at least this far apart are live readings; closer ones are a replayed batch (`oomgate
 /// judge` feeds a finished run's Prometheus history in one go), whose ages say nothing about
@@ -39,6 +48,10 @@ const GAPS_KEPT: usize = 64;
 pub struct Sampler {
     series: BTreeMap<(String, String), ContainerSeries>,
     last_at: HashMap<(String, String), Timestamp>,
+    /// Every sample time seen per series: a sample is fresh when its time is new.
+    stamps: HashMap<(String, String), HashSet<Timestamp>>,
+    /// Per-series coverage, tick by tick.
+    tallies: BTreeMap<(String, String), Tally>,
     oom_counter: HashMap<(String, String), u64>,
     /// Fresh live samples' times and arrival times, per series, for the clock check.
     readings: HashMap<(String, String), Vec<Reading>>,
@@ -69,12 +82,51 @@ impl Sampler {
         limit: Option<u64>,
         request: Option<u64>,
     ) {
+        let key = (pod.to_string(), container.to_string());
+        self.tallies.entry(key.clone()).or_default();
         let s = self
             .series
-            .entry((pod.to_string(), container.to_string()))
+            .entry(key)
             .or_insert_with(|| ContainerSeries::new(pod, container));
         s.limit = limit;
         s.request = request;
+    }
+
+    /// A pod went away: its series count no more ticks.
+    pub fn pod_gone(&mut self, pod: &str) {
+        for ((p, _), t) in &mut self.tallies {
+            if p == pod {
+                t.gone = true;
+            }
+        }
+    }
+
+    /// The source's resolution: the median gap between its distinct sample times, 15 s until
+    /// two are known.
+    fn resolution(&self) -> chrono::Duration {
+        if self.gaps.is_empty() {
+            return DEFAULT_RESOLUTION;
+        }
+        let mut g: Vec<chrono::Duration> = self.gaps.iter().copied().collect();
+        g.sort_unstable();
+        g[g.len() / 2]
+    }
+
+    /// Count one tick for every series whose pod still runs: `states` holds what this tick
+    /// brought each series; one it does not name was left out (`absent`).
+    fn tick_all(
+        &mut self,
+        at: Timestamp,
+        mut states: HashMap<(String, String), TickState>,
+        absent: &GapCause,
+    ) {
+        let resolution = self.resolution();
+        for (key, tally) in &mut self.tallies {
+            let state = states
+                .remove(key)
+                .unwrap_or_else(|| TickState::Missing(absent.clone()));
+            tally.tick(at, state, resolution);
+        }
     }
 
     /// Record a tick that failed to bring data.
@@ -84,6 +136,7 @@ impl Sampler {
         self.ticks += 1;
         self.failed_ticks += 1;
         self.last_error = Some(err.to_string());
+        self.tick_all(Utc::now(), HashMap::new(), &GapCause::ReadFailed);
     }
 
     /// Record one tick's observations, received now; returns OOM kills detected in this tick.
@@ -112,8 +165,13 @@ impl Sampler {
         let answered = !obs.is_empty();
         let mut fresh = false;
         let mut events = Vec::new();
+        let mut states: HashMap<(String, String), TickState> = HashMap::new();
         for o in obs {
             let key = (o.pod.clone(), o.container.clone());
+            self.tallies.entry(key.clone()).or_default();
+            self.series
+                .entry(key.clone())
+                .or_insert_with(|| ContainerSeries::new(&o.pod, &o.container));
             if let Some(kills) = o.oom_kills {
                 let before = self.oom_counter.insert(key.clone(), kills);
                 let rose = kills.saturating_sub(before.unwrap_or(0));
@@ -127,14 +185,34 @@ impl Sampler {
                     });
                 }
             }
-            if self.last_at.get(&key).is_some_and(|&t| t >= o.at) {
-                continue; // the same sample again (or one older than what we have)
+            if let Some(value) = &o.bad_value {
+                states.entry(key).or_insert_with(|| {
+                    TickState::Missing(GapCause::BadValue {
+                        value: value.clone(),
+                    })
+                });
+                continue;
             }
-            if let Some(prev) = self.last_at.insert(key.clone(), o.at) {
-                if self.gaps.len() == GAPS_KEPT {
-                    self.gaps.pop_front();
+            if !self.stamps.entry(key.clone()).or_default().insert(o.at) {
+                // The same sample again.
+                if !matches!(states.get(&key), Some(TickState::Fresh)) {
+                    states.insert(key, TickState::Repeat { stamp: o.at });
                 }
-                self.gaps.push_back(o.at - prev);
+                continue;
+            }
+            states.insert(key.clone(), TickState::Fresh);
+            match self.last_at.get(&key).copied() {
+                Some(prev) if o.at > prev => {
+                    if self.gaps.len() == GAPS_KEPT {
+                        self.gaps.pop_front();
+                    }
+                    self.gaps.push_back(o.at - prev);
+                    self.last_at.insert(key.clone(), o.at);
+                }
+                Some(_) => {}
+                None => {
+                    self.last_at.insert(key.clone(), o.at);
+                }
             }
             fresh = true;
             if live {
@@ -168,6 +246,7 @@ impl Sampler {
         } else if answered && self.still_current(received, cadence) {
             self.ticks_with_data += 1;
         }
+        self.tick_all(received, states, &GapCause::Absent);
         events
     }
 
@@ -177,13 +256,7 @@ impl Sampler {
         let Some(last) = self.last_fresh_received else {
             return false;
         };
-        let resolution = if self.gaps.is_empty() {
-            DEFAULT_RESOLUTION
-        } else {
-            let mut g: Vec<chrono::Duration> = self.gaps.iter().copied().collect();
-            g.sort_unstable();
-            g[g.len() / 2]
-        };
+        let resolution = self.resolution();
         now - last <= resolution + cadence + chrono::Duration::milliseconds(500)
     }
 
@@ -200,14 +273,35 @@ impl Sampler {
     }
 
     /// The series, each checked against the gate's clock: a consistent skew is re-based (every
-    /// sample time moved by the offset) and recorded in `clock_skew`, as is an erratic one.
+    /// sample time moved by the offset) and recorded in `clock_skew`, as is an erratic one; a
+    /// sample whose stamp was out of line with the rest is placed at its arrival time. Each
+    /// series carries its tick-by-tick coverage, samples in time order.
     pub fn into_series(mut self) -> Vec<ContainerSeries> {
+        let resolution = self.resolution();
         for (key, s) in &mut self.series {
-            let Some(skew) = self.readings.get(key).and_then(|r| clock::judge(r)) else {
-                continue;
+            let assessment = self
+                .readings
+                .get(key)
+                .map(|r| clock::assess(r))
+                .unwrap_or_default();
+            let offset = match assessment.skew {
+                Some(ClockSkew::Rebased { offset_ms }) => offset_ms,
+                _ => 0,
             };
-            if let ClockSkew::Rebased { offset_ms } = skew {
-                let by = chrono::Duration::milliseconds(offset_ms);
+            let by = chrono::Duration::milliseconds(offset);
+            let mut restamped = 0;
+            for r in &assessment.outliers {
+                // On the source's clock, where the re-basing below moves it to its arrival.
+                let placed = r.received + by;
+                for sample in s.samples.iter_mut().filter(|x| x.at == r.at) {
+                    sample.at = placed;
+                    restamped += 1;
+                }
+                if let Some((_, at)) = s.kernel_peak_usage.as_mut().filter(|(_, at)| *at == r.at) {
+                    *at = placed;
+                }
+            }
+            if offset != 0 {
                 for sample in &mut s.samples {
                     sample.at -= by;
                 }
@@ -215,7 +309,12 @@ impl Sampler {
                     *at -= by;
                 }
             }
-            s.clock_skew = Some(skew);
+            s.samples.sort_by_key(|x| x.at);
+            s.clock_skew = assessment.skew;
+            s.coverage = self
+                .tallies
+                .get(key)
+                .and_then(|t| t.finish(resolution, restamped));
         }
         self.series.into_values().collect()
     }
@@ -235,6 +334,7 @@ mod tests {
             usage: Some(ws + 10),
             kernel_peak_usage: peak,
             oom_kills: ooms,
+            bad_value: None,
         }
     }
 
@@ -317,6 +417,113 @@ mod tests {
         // The last fresh sample arrived at 45 s: the ticks at 60 and 65 s are within 15 s + 5 s
         // of it, those from 70 s on are not.
         assert_eq!((s.ticks, s.ticks_with_data), (18, 14));
+    }
+
+    fn gate(sec: i64) -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(sec)
+    }
+
+    fn of(pod: &str, container: &str, stamp: i64, ws: u64) -> Observation {
+        let mut o = obs(0, ws, None, None);
+        o.pod = pod.into();
+        o.container = container.into();
+        o.at = gate(stamp);
+        o
+    }
+
+    fn coverage_of(series: &[ContainerSeries], pod: &str) -> crate::model::SeriesCoverage {
+        series
+            .iter()
+            .find(|s| s.pod == pod)
+            .and_then(|s| s.coverage.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_pod_left_out_is_uncovered_while_the_workload_share_is_full() {
+        let mut s = Sampler::new();
+        s.declare("a", "app", None, None);
+        s.declare("b", "app", None, None);
+        for tick in 0..10 {
+            let mut o = vec![of("a", "app", tick, 100)];
+            if tick < 3 {
+                o.push(of("b", "app", tick, 100));
+            }
+            s.record_received(o, gate(tick), true);
+        }
+        assert_eq!((s.ticks, s.ticks_with_data), (10, 10));
+        let series = s.into_series();
+        assert_eq!(coverage_of(&series, "a").covered, 10);
+        let b = coverage_of(&series, "b");
+        assert_eq!((b.ticks, b.covered), (10, 3));
+        assert_eq!(
+            (b.gaps[0].from, b.gaps[0].to, &b.gaps[0].cause),
+            (gate(3), gate(9), &GapCause::Absent)
+        );
+    }
+
+    #[test]
+    fn a_frozen_timestamp_nan_and_failed_readings_are_gaps_and_a_gone_pod_stops_counting() {
+        let mut s = Sampler::new();
+        s.declare("a", "app", None, None);
+        s.declare("b", "app", None, None);
+        s.declare("c", "app", None, None);
+        for tick in 0..40 {
+            // a: fresh every second; b: frozen at 4 s from then on; c: NaN from 10 s.
+            let mut o = vec![of("a", "app", tick, 100), of("b", "app", tick.min(4), 100)];
+            let mut nan = of("c", "app", tick, 0);
+            if tick >= 10 {
+                nan.bad_value = Some("NaN".into());
+            }
+            o.push(nan);
+            s.record_received(o, gate(tick), true);
+        }
+        s.record_error("boom");
+        s.pod_gone("a");
+        s.record_error("boom");
+        let series = s.into_series();
+        let a = coverage_of(&series, "a");
+        assert_eq!((a.ticks, a.covered), (41, 40), "gone after one failure");
+        assert_eq!(a.gaps[0].cause, GapCause::ReadFailed);
+        let b = coverage_of(&series, "b");
+        // Resolution 1 s: repeats of the 4 s sample are stuck (35 of them) — not covered.
+        assert_eq!(b.covered, 5, "{b:?}");
+        assert_eq!(b.gaps[0].cause, GapCause::Stuck { stamp: gate(4) });
+        let c = coverage_of(&series, "c");
+        assert_eq!(c.covered, 10);
+        assert_eq!(
+            c.gaps[0].cause,
+            GapCause::BadValue {
+                value: "NaN".into()
+            }
+        );
+        // NaN is no sample.
+        let c_series = series.iter().find(|x| x.pod == "c").unwrap();
+        assert_eq!(c_series.samples.len(), 10);
+    }
+
+    #[test]
+    fn one_stamp_from_the_future_neither_hides_later_samples_nor_rebases_the_series() {
+        let mut s = Sampler::new();
+        for tick in 0..20 {
+            let mut o = of("p", "app", tick, 100 + tick as u64);
+            if tick == 5 {
+                o.at += chrono::Duration::minutes(5);
+            }
+            s.record_received(vec![o], gate(tick), true);
+        }
+        let series = s.into_series();
+        let p = &series[0];
+        assert_eq!(p.clock_skew, None);
+        assert_eq!(p.samples.len(), 20, "every later sample kept");
+        let times: Vec<_> = p.samples.iter().map(|x| x.at).collect();
+        assert_eq!(
+            times,
+            (0..20).map(gate).collect::<Vec<_>>(),
+            "placed on arrival"
+        );
+        let c = p.coverage.clone().unwrap();
+        assert_eq!((c.covered, c.restamped), (20, 1));
     }
 
     #[test]

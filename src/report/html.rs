@@ -216,6 +216,14 @@ fn memory(view: &ReportView, out: &mut String) {
         let _ = writeln!(out, "<p>Run-wide: {}</p>", parts.join(" &nbsp; "));
     }
     let _ = writeln!(out, "<p>Memory data: {}.</p>", h(&text::memory_line(view)));
+    if !view.memory.pods.is_empty() {
+        out.push_str("<p>Coverage per pod and container:</p>\n<ul class=\"coverage\">\n");
+        for (line, row) in text::pod_coverage_lines(view).iter().zip(&view.memory.pods) {
+            let class = if row.below { " class=\"over\"" } else { "" };
+            let _ = writeln!(out, "<li{class}>{}</li>", h(line));
+        }
+        out.push_str("</ul>\n");
+    }
     for note in &view.memory.notes {
         let _ = writeln!(out, "<p class=\"remark\">{}</p>", h(note));
     }

@@ -171,6 +171,78 @@ struct Memory<'a> {
     ticks_with_data: u64,
     limit_enforced: bool,
     notes: &'a [String],
+    /// Every (pod, container)'s own coverage; left out when not counted per pod.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pods: Vec<PodCoverage<'a>>,
+}
+
+#[derive(Serialize)]
+struct PodCoverage<'a> {
+    pod: &'a str,
+    container: &'a str,
+    since: String,
+    ticks: u64,
+    covered: u64,
+    coverage: f64,
+    below_min_coverage: bool,
+    limit_bytes: Option<u64>,
+    peak_bytes: Option<u64>,
+    /// Why ticks were uncovered, in words; null when none was.
+    reason: Option<&'a str>,
+    gaps: Vec<Gap<'a>>,
+}
+
+#[derive(Serialize)]
+struct Gap<'a> {
+    from: String,
+    to: String,
+    ticks: u64,
+    /// absent, stuck, bad-value, read-failed.
+    cause: &'static str,
+    /// The sample time that stopped advancing (stuck only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stamp: Option<String>,
+    /// The value as the source spelled it (bad-value only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a str>,
+}
+
+fn pod_coverage(rows: &[super::view::PodCoverageRow]) -> Vec<PodCoverage<'_>> {
+    use crate::model::GapCause;
+    rows.iter()
+        .map(|r| PodCoverage {
+            pod: &r.pod,
+            container: &r.container,
+            since: time(r.since),
+            ticks: r.ticks,
+            covered: r.covered,
+            coverage: r.share,
+            below_min_coverage: r.below,
+            limit_bytes: r.limit,
+            peak_bytes: r.peak,
+            reason: r.gaps.as_deref(),
+            gaps: r
+                .gap_spans
+                .iter()
+                .map(|g| {
+                    let (cause, stamp, value) = match &g.cause {
+                        GapCause::Absent => ("absent", None, None),
+                        GapCause::Stuck { stamp } => ("stuck", Some(time(*stamp)), None),
+                        GapCause::BadValue { value } => ("bad-value", None, Some(value.as_str())),
+                        GapCause::ReadFailed => ("read-failed", None, None),
+                    };
+                    Gap {
+                        from: time(g.from),
+                        to: time(g.to),
+                        ticks: g.ticks,
+                        cause,
+                        stamp,
+                        value,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -362,6 +434,7 @@ impl<'a> Document<'a> {
                 ticks_with_data: view.memory.ticks_with_data,
                 limit_enforced: view.memory.limit_enforced,
                 notes: &view.memory.notes,
+                pods: pod_coverage(&view.memory.pods),
             },
             policy: PolicyDoc {
                 headroom: view.policy.headroom,

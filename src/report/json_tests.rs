@@ -349,3 +349,53 @@ fn keeps_the_design_field_names() {
         assert!(doc["vpa"]["containers"][0].get(key).is_some(), "{key}");
     }
 }
+
+#[test]
+fn per_pod_coverage_is_data_that_matches_the_schema() {
+    use crate::model::{CoverageGap, GapCause, SeriesCoverage};
+    let mut run = healthy_run();
+    for s in &mut run.containers {
+        s.coverage = Some(SeriesCoverage {
+            since: t(12, 0, 0),
+            ticks: 72,
+            covered: 72,
+            gaps: Vec::new(),
+            restamped: 0,
+        });
+    }
+    run.containers[2].coverage = Some(SeriesCoverage {
+        since: t(12, 0, 0),
+        ticks: 72,
+        covered: 30,
+        gaps: vec![CoverageGap {
+            from: t(12, 2, 30),
+            to: t(12, 5, 55),
+            ticks: 42,
+            cause: GapCause::Stuck {
+                stamp: t(12, 2, 25),
+            },
+        }],
+        restamped: 0,
+    });
+    let doc = render(&run, &Policy::default());
+    assert!(errors(&doc).is_empty(), "{:#?}", errors(&doc));
+    assert_eq!(doc["verdict"], "inconclusive");
+    let pods = doc["memory"]["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 4);
+    let stuck = &pods[2];
+    assert_eq!(stuck["pod"], "web-7d9f-x2k4p");
+    assert_eq!(stuck["container"], "app");
+    assert_eq!(stuck["covered"], 30);
+    assert_eq!(stuck["below_min_coverage"], true);
+    assert_eq!(stuck["limit_bytes"], GIB);
+    assert_eq!(stuck["gaps"][0]["cause"], "stuck");
+    assert_eq!(stuck["gaps"][0]["stamp"], "2025-03-14T12:02:25.000Z");
+    assert!(stuck["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("timestamp stuck since 12:02:25"));
+    assert_eq!(pods[0]["reason"], Value::Null);
+    // Without per-pod counts the key is left out.
+    let doc = render(&healthy_run(), &Policy::default());
+    assert!(doc["memory"].get("pods").is_none());
+}

@@ -191,6 +191,13 @@ fn memory(view: &ReportView, out: &mut String) {
         let _ = writeln!(out, "Run-wide: {}\n", parts.join(" · "));
     }
     let _ = writeln!(out, "Memory data: {}.\n", md(&text::memory_line(view)));
+    if !view.memory.pods.is_empty() {
+        let _ = writeln!(out, "Coverage per pod and container:\n");
+        for line in text::pod_coverage_lines(view) {
+            let _ = writeln!(out, "- {}", md(&line));
+        }
+        out.push('\n');
+    }
     for note in &view.memory.notes {
         let _ = writeln!(out, "- {}", md(note));
     }

@@ -467,6 +467,19 @@ impl TerminalReporter {
                 )
             )?;
         }
+        let rows = super::text::pod_coverage_lines(view);
+        if !rows.is_empty() {
+            writeln!(out, "  per pod and container:")?;
+        }
+        for (line, row) in rows.iter().zip(&m.pods) {
+            let line = clean(line);
+            let line = if row.below {
+                self.paint(&line, YELLOW)
+            } else {
+                line
+            };
+            writeln!(out, "    {line}")?;
+        }
         for note in &m.notes {
             writeln!(out, "  note: {}", clean(note))?;
         }

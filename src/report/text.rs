@@ -85,6 +85,37 @@ pub fn memory_line(view: &ReportView) -> String {
     )
 }
 
+/// One line per (pod, container) counted tick by tick: "web-1/app: 100% of 20 ticks (20 of
+/// 20)", with "below the 90% required: …why" for one that is short. Empty when the source's
+/// series were not counted per pod.
+pub fn pod_coverage_lines(view: &ReportView) -> Vec<String> {
+    view.memory
+        .pods
+        .iter()
+        .map(|r| {
+            let mut line = format!(
+                "{}/{}: {} of {} ticks ({} of {})",
+                r.pod,
+                r.container,
+                format_share(r.share),
+                r.ticks,
+                r.covered,
+                r.ticks
+            );
+            if r.below {
+                line.push_str(&format!(
+                    ", below the {} required",
+                    format_share(view.policy.min_coverage)
+                ));
+            }
+            if let Some(gaps) = &r.gaps {
+                line.push_str(&format!(": {gaps}"));
+            }
+            line
+        })
+        .collect()
+}
+
 /// The warning shown when the limit was only declared.
 pub const LIMIT_NOT_ENFORCED: &str = "Limit not enforced: the memory limit was only declared, \
      not applied by a memory cgroup, so an OOM kill could not happen in this run.";

@@ -113,7 +113,8 @@ pub struct StageRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerRow {
     pub container: String,
-    /// The smallest limit among its pods (the one judged); `None` without any limit.
+    /// The smallest limit among its pods (`headroom` judges each pod against its own); `None`
+    /// without any limit.
     pub limit: Option<u64>,
     /// Smallest and largest limit when the pods disagree.
     pub limit_spread: Option<(u64, u64)>,
@@ -167,6 +168,57 @@ pub struct MemoryView {
     pub ticks_with_data: u64,
     pub limit_enforced: bool,
     pub notes: Vec<String>,
+    /// Coverage of every (pod, container) counted tick by tick, in the run's order; empty when
+    /// the source's series were not counted per pod.
+    pub pods: Vec<PodCoverageRow>,
+}
+
+/// One (pod, container)'s own coverage: the ticks while its pod ran and how many brought it a
+/// fresh sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodCoverageRow {
+    pub pod: String,
+    pub container: String,
+    /// The first tick counted for it.
+    pub since: Timestamp,
+    pub ticks: u64,
+    pub covered: u64,
+    pub share: f64,
+    /// Below `policy.min_coverage` (the verdict is then inconclusive).
+    pub below: bool,
+    /// Why ticks were uncovered (never in PodMetrics, left out from t1 to t2, …); `None` when
+    /// every tick was covered.
+    pub gaps: Option<String>,
+    /// The uncovered stretches themselves.
+    pub gap_spans: Vec<crate::model::CoverageGap>,
+    /// The pod's own limit of this container.
+    pub limit: Option<u64>,
+    /// Its own peak working set.
+    pub peak: Option<u64>,
+}
+
+impl PodCoverageRow {
+    fn rows(run: &Run, policy: &Policy) -> Vec<PodCoverageRow> {
+        run.containers
+            .iter()
+            .filter_map(|s| {
+                let c = s.coverage.as_ref()?;
+                Some(PodCoverageRow {
+                    pod: s.pod.clone(),
+                    container: s.container.clone(),
+                    since: c.since,
+                    ticks: c.ticks,
+                    covered: c.covered,
+                    share: c.share(),
+                    below: c.ticks > 0 && c.share() < policy.min_coverage,
+                    gaps: (!c.gaps.is_empty()).then(|| crate::judge::coverage_gaps(run, c)),
+                    gap_spans: c.gaps.clone(),
+                    limit: s.limit,
+                    peak: s.peak().map(|p| p.0),
+                })
+            })
+            .collect()
+    }
 }
 
 /// The state of the workload's VerticalPodAutoscaler.
@@ -365,6 +417,7 @@ impl ReportView {
                 ticks_with_data: run.memory.ticks_with_data,
                 limit_enforced: run.memory.limit_enforced,
                 notes: run.memory.notes.clone(),
+                pods: PodCoverageRow::rows(run, policy),
             },
             policy: policy.clone(),
             vpa,

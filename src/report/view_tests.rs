@@ -263,3 +263,40 @@ fn headlines_name_the_rules() {
     let view = ReportView::build(&thin, &evaluate(&policy, &thin), &policy);
     assert_eq!(view.headline(), "not enough data to judge (coverage)");
 }
+
+#[test]
+fn per_pod_coverage_lines_name_the_short_one_and_why() {
+    use crate::model::{CoverageGap, GapCause, SeriesCoverage};
+    let mut run = healthy_run();
+    run.containers.truncate(2);
+    run.containers[0].coverage = Some(SeriesCoverage {
+        since: t(12, 0, 0),
+        ticks: 72,
+        covered: 72,
+        gaps: Vec::new(),
+        restamped: 0,
+    });
+    run.containers[1].coverage = Some(SeriesCoverage {
+        since: t(12, 0, 0),
+        ticks: 72,
+        covered: 0,
+        gaps: vec![CoverageGap {
+            from: t(12, 0, 0),
+            to: t(12, 5, 55),
+            ticks: 72,
+            cause: GapCause::Absent,
+        }],
+        restamped: 0,
+    });
+    let policy = Policy::default();
+    let view = ReportView::build(&run, &evaluate(&policy, &run), &policy);
+    assert_eq!(
+        crate::report::text::pod_coverage_lines(&view),
+        vec![
+            "web-7d9f-a1b2c/app: 100% of 72 ticks (72 of 72)".to_string(),
+            "web-7d9f-a1b2c/sidecar: 0% of 72 ticks (0 of 72), below the 90% required: never \
+             in PodMetrics (metrics-server left it out of every answer)"
+                .to_string(),
+        ]
+    );
+}

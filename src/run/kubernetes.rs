@@ -419,9 +419,10 @@ pub async fn check(
         sc.memory.source,
         format_duration(sc.memory.interval)
     )?;
-    let sample = source.poll().await.map_err(|e| {
+    let mut sample = source.poll().await.map_err(|e| {
         anyhow::anyhow!("the {} memory source gives no data: {e}", sc.memory.source)
     })?;
+    sample.retain(|o| o.bad_value.is_none());
     if sample.is_empty() {
         anyhow::bail!(
             "the {} memory source answered but has no data for these pods yet (metrics-server lists a pod only after two scrapes; try again in a minute)",

@@ -294,7 +294,10 @@ pub(crate) async fn measure(
                         p.sampler.declare(&pod, &c, limit, request);
                     }
                 }
-                Some(WorkloadEvent::PodGone { pod, reason }) => pods.gone(&pod, reason, Utc::now()),
+                Some(WorkloadEvent::PodGone { pod, reason }) => {
+                    p.sampler.pod_gone(&pod);
+                    pods.gone(&pod, reason, Utc::now());
+                }
                 Some(WorkloadEvent::Restart(e)) => {
                     let oom = e.reason == RestartReason::OomKilled;
                     log::warn!(
@@ -347,7 +350,10 @@ pub(crate) async fn measure(
     while let Ok(ev) = p.events.try_recv() {
         match ev {
             WorkloadEvent::Restart(e) => restarts.push(e),
-            WorkloadEvent::PodGone { pod, reason } => pods.gone(&pod, reason, Utc::now()),
+            WorkloadEvent::PodGone { pod, reason } => {
+                p.sampler.pod_gone(&pod);
+                pods.gone(&pod, reason, Utc::now());
+            }
             WorkloadEvent::PodSeen { pod, containers } => {
                 pods.seen(&pod, Utc::now());
                 for (c, limit, request) in containers {

@@ -125,15 +125,18 @@ pub async fn judge_k6(
             .map(|r| (r.limit, r.request))
             .unwrap_or((None, None))
     };
+    // Each series is declared at its first point, so its coverage counts from there.
     let mut seen: Vec<(String, String)> = Vec::new();
-    for o in &observations {
-        let key = (o.pod.clone(), o.container.clone());
-        if !seen.contains(&key) {
-            let (limit, request) = by_name(&o.container);
-            sampler.declare(&o.pod, &o.container, limit, request);
-            seen.push(key);
+    let mut declare_new = |sampler: &mut Sampler, obs: &[crate::memory::Observation]| {
+        for o in obs {
+            let key = (o.pod.clone(), o.container.clone());
+            if !seen.contains(&key) {
+                let (limit, request) = by_name(&o.container);
+                sampler.declare(&o.pod, &o.container, limit, request);
+                seen.push(key);
+            }
         }
-    }
+    };
     // One tick per step of the k6 window itself (the padding only catches samples near its
     // edges); a tick has data when any series has a value at that step.
     let mut steps: Vec<_> = observations.iter().map(|o| o.at).collect();
@@ -147,14 +150,25 @@ pub async fn judge_k6(
         .iter()
         .filter(|t| **t >= first - half && **t <= last + half)
         .count() as u64;
+    // A pod's series counts ticks from its first point to its last (a finished run says
+    // nothing else about when a replaced pod went away), so a gap inside it is uncovered.
+    let mut last_of_pod: std::collections::BTreeMap<&str, crate::model::Timestamp> =
+        std::collections::BTreeMap::new();
+    for o in &observations {
+        let e = last_of_pod.entry(o.pod.as_str()).or_insert(o.at);
+        *e = (*e).max(o.at);
+    }
     for at in &steps {
-        sampler.record(
-            observations
-                .iter()
-                .filter(|o| o.at == *at)
-                .cloned()
-                .collect(),
-        );
+        let now: Vec<_> = observations
+            .iter()
+            .filter(|o| o.at == *at)
+            .cloned()
+            .collect();
+        declare_new(&mut sampler, &now);
+        sampler.record(now);
+        for (pod, _) in last_of_pod.iter().filter(|(_, last)| *last == at) {
+            sampler.pod_gone(pod);
+        }
     }
     let mut notes = resolved.notes.clone();
     if observations.is_empty() {

@@ -214,6 +214,11 @@ impl RestartTracker {
             // those too.
             return updates;
         }
+        if !known && phase == Some("Pending") {
+            // Not running yet (scheduling, pulling images): its coverage is counted from the
+            // moment it runs, when the next update of it arrives.
+            return updates;
+        }
         if !known {
             match pod_info(pod) {
                 Ok(info) => updates.push(WatchUpdate::PodSeen(info)),
@@ -462,6 +467,24 @@ mod tests {
         let mut names: Vec<&str> = tr.pods().collect();
         names.sort_unstable();
         assert_eq!(names, ["web-1", "web-2"]);
+    }
+
+    #[test]
+    fn a_pending_pod_is_seen_once_it_runs() {
+        let mut tracker = seeded(0);
+        let waiting = json!({ "waiting": { "reason": "ContainerCreating" } });
+        let mut p = pod("web-2", 0, waiting, json!({}));
+        p.status.as_mut().unwrap().phase = Some("Pending".into());
+        assert!(
+            tracker.apply(&p, t(40)).is_empty(),
+            "not seen while pending"
+        );
+        p.status.as_mut().unwrap().phase = Some("Running".into());
+        let u = tracker.apply(&p, t(41));
+        assert!(
+            matches!(&u[..], [WatchUpdate::PodSeen(info)] if info.name == "web-2"),
+            "{u:?}"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! and the pause container (`container=""`, pause image) per pod, so a query must filter with
 //! `container!=""` / `image!=""` as on a real cluster; and for a few seconds after a restart the
 //! exited instance's last values under its old container id next to the new one. Values are
-//! formatted like Go's Prometheus client (`2.2777856e+07`) with millisecond timestamps.
+//! formatted like Go's Prometheus client (`2.2777856e+07`) with millisecond timestamps. The
+//! per-pod faults (`set_pod_faults`) leave a pod's or a container's series out, or export its
+//! working set as NaN.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -134,6 +136,7 @@ pub(super) fn render(shared: &Shared) -> String {
             })
             .collect()
     };
+    let faults = shared.lock().pod_faults.clone();
     let mut series = Vec::new();
     for (pod, pod_id, pause_id, containers) in gathered {
         let pause = CgroupReading {
@@ -164,6 +167,9 @@ pub(super) fn render(shared: &Shared) -> String {
                     (None, Some(b)) => Some(b),
                     (a, None) => a,
                 };
+            }
+            if faults.omitted(&pod, None) || faults.omitted(&pod, Some(&name)) {
+                continue;
             }
             series.push(Series {
                 container: name,
@@ -196,6 +202,14 @@ pub(super) fn render(shared: &Shared) -> String {
     for (metric, kind, help) in METRICS {
         let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
         for s in &series {
+            let shown = if *metric == "container_memory_working_set_bytes"
+                && !s.container.is_empty()
+                && faults.nan.contains(&s.pod)
+            {
+                "NaN".to_string()
+            } else {
+                go_float(value(metric, &s.reading))
+            };
             let _ = writeln!(
                 out,
                 "{metric}{{container=\"{}\",id=\"{}\",image=\"{}\",name=\"{}\",namespace=\"{ns}\",pod=\"{}\"}} {} {now_ms}",
@@ -204,7 +218,7 @@ pub(super) fn render(shared: &Shared) -> String {
                 s.image,
                 s.name,
                 s.pod,
-                go_float(value(metric, &s.reading))
+                shown
             );
         }
     }

@@ -190,6 +190,41 @@ impl SimCluster {
         self.shared.lock().metrics_faults = super::metrics::FaultState { faults, seen: 0 };
     }
 
+    /// Per-pod metrics faults from now on (a pod or container left out of PodMetrics and of
+    /// `/metrics/cadvisor`, a frozen PodMetrics timestamp, NaN in cAdvisor, new pods' metrics
+    /// delayed). `PodFaults::default()` = none.
+    pub fn set_pod_faults(&self, faults: super::metrics::PodFaults) {
+        self.shared.lock().pod_faults = faults;
+    }
+
+    /// Give one pod's container another memory limit, as a pod of an older ReplicaSet carries
+    /// during a rollout: its spec (what the API serves) and its cgroup's limit both change.
+    pub fn set_pod_limit(&self, pod: &str, container: &str, bytes: u64) {
+        let ns = self.shared.cfg.namespace.clone();
+        self.shared.update(|st| {
+            let p = st
+                .pods
+                .get_mut(pod)
+                .unwrap_or_else(|| panic!("sim-cluster: no pod {pod}"));
+            let c = p
+                .containers
+                .iter_mut()
+                .find(|c| c.tpl.name == container)
+                .unwrap_or_else(|| panic!("sim-cluster: no container {container} in {pod}"));
+            c.tpl.limit = Some(bytes);
+            if let Some(i) = &c.inst {
+                let dir = i.cgroup.path().to_path_buf();
+                let file = match i.cgroup.version() {
+                    oomgate::memory::cgroup::CgroupVersion::V1 => "memory.limit_in_bytes",
+                    _ => "memory.max",
+                };
+                std::fs::write(dir.join(file), bytes.to_string())
+                    .unwrap_or_else(|e| panic!("sim-cluster: setting {pod}'s limit: {e}"));
+            }
+            st.refresh_pod(&ns, pod);
+        });
+    }
+
     /// Answer `verb` (get, list, watch) on `resource` (e.g. "pods", "deployments",
     /// "verticalpodautoscalers") with 403 Forbidden from now on.
     pub fn forbid(&self, verb: &str, resource: &str) {

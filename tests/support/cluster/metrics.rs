@@ -6,7 +6,8 @@
 //! largest exact binary suffix) to exercise parsers. `MetricsMode` turns the whole group into
 //! 503 ServiceUnavailable (aggregated API down) or 404 (not installed); [`MetricsFaults`] makes a
 //! deterministic share of PodMetrics requests fail (503) or hang, and can shift every PodMetrics
-//! `timestamp` as a skewed node clock would. k8s-openapi has no PodMetrics type, so the serde
+//! `timestamp` as a skewed node clock would; [`PodFaults`] leaves a pod or a container out,
+//! freezes a pod's sample, or delays a new pod's first scrape. k8s-openapi has no PodMetrics type, so the serde
 //! types are defined here (and are public for tests).
 
 use std::collections::{BTreeMap, HashMap};
@@ -100,6 +101,48 @@ impl Default for MetricsFaults {
     }
 }
 
+/// Per-pod metrics faults (`SimCluster::set_pod_faults`), as a flaky metrics pipeline makes
+/// them: metrics-server drops a pod from its answer (or, when one container reads 0, the whole
+/// pod), a kubelet whose stats stop updating serves the same sample forever, a scrape target
+/// exports NaN, a new pod is scraped late.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodFaults {
+    /// (pod, container) left out of PodMetrics and `/metrics/cadvisor`; container `None`
+    /// leaves the whole pod out.
+    pub omit: Vec<(String, Option<String>)>,
+    /// Pods whose PodMetrics keep the sample (and timestamp) they had when frozen.
+    pub freeze: Vec<String>,
+    /// Pods whose `container_memory_working_set_bytes` is exported as NaN.
+    pub nan: Vec<String>,
+    /// Pods created less than this long ago are not scraped yet.
+    pub delay_new: Option<Duration>,
+    /// One PodMetrics answer, after `after` answers, stamps `pod` `shift` off (a single
+    /// out-of-line timestamp); the answers after it are normal again.
+    pub outlier: Option<Outlier>,
+}
+
+/// A single PodMetrics timestamp out of line (see [`PodFaults::outlier`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlier {
+    pub pod: String,
+    pub after: u64,
+    pub shift: chrono::TimeDelta,
+}
+
+impl PodFaults {
+    /// Whether `container` of `pod` is left out (`None`: the pod as a whole).
+    pub fn omitted(&self, pod: &str, container: Option<&str>) -> bool {
+        self.omit.iter().any(|(p, c)| {
+            p == pod
+                && match (c, container) {
+                    (None, _) => true,
+                    (Some(c), Some(x)) => c == x,
+                    (Some(_), None) => false,
+                }
+        })
+    }
+}
+
 /// The faults in force and the PodMetrics requests counted since they were set.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct FaultState {
@@ -165,6 +208,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 struct Target {
     pod: String,
+    created: DateTime<Utc>,
     labels: BTreeMap<String, String>,
     style: u8,
     containers: Vec<(String, String, u32, CgroupReader)>,
@@ -196,6 +240,7 @@ pub(super) async fn scrape_loop(shared: Arc<Shared>) {
                 .filter(|p| p.deleting.is_none())
                 .map(|p| Target {
                     pod: p.name.clone(),
+                    created: p.created,
                     labels: p.labels.clone(),
                     style: (p.name.bytes().map(u32::from).sum::<u32>() % 3) as u8,
                     containers: p
@@ -210,9 +255,15 @@ pub(super) async fn scrape_loop(shared: Arc<Shared>) {
                 .collect()
         };
         let now = Utc::now();
+        let faults = shared.lock().pod_faults.clone();
         let mut samples = BTreeMap::new();
         let mut seen = HashMap::new();
         for t in targets {
+            if let Some(delay) = faults.delay_new {
+                if now - t.created < chrono::TimeDelta::from_std(delay).unwrap_or_default() {
+                    continue;
+                }
+            }
             let mut containers = Vec::new();
             for (name, id, pid, reader) in t.containers {
                 let Ok(reading) = reader.read() else {
@@ -245,7 +296,18 @@ pub(super) async fn scrape_loop(shared: Arc<Shared>) {
             }
         }
         previous = seen;
-        shared.lock().metrics = samples;
+        let mut st = shared.lock();
+        for pod in &faults.freeze {
+            match st.metrics.get(pod) {
+                Some(old) => {
+                    samples.insert(pod.clone(), old.clone());
+                }
+                None => {
+                    samples.remove(pod);
+                }
+            }
+        }
+        st.metrics = samples;
     }
 }
 
@@ -282,6 +344,18 @@ fn pod_metrics(
     }
 }
 
+/// A PodMetrics with the containers `faults` leave out removed; `None` when the whole pod is
+/// left out or no container remains.
+fn omitting(faults: &PodFaults, mut m: PodMetrics) -> Option<PodMetrics> {
+    let pod = m.metadata.name.clone().unwrap_or_default();
+    if faults.omitted(&pod, None) {
+        return None;
+    }
+    m.containers
+        .retain(|c| !faults.omitted(&pod, Some(&c.name)));
+    (!m.containers.is_empty()).then_some(m)
+}
+
 fn list(kind: &str, items: Vec<PodMetrics>) -> Response<Body> {
     http::json(
         StatusCode::OK,
@@ -306,6 +380,16 @@ pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body
         _ => None,
     };
     let offset = st.metrics_faults.faults.clock_offset;
+    let mut one_off = None;
+    if pod_metrics_request {
+        if let Some(o) = &mut st.pod_faults.outlier {
+            if o.after == 0 {
+                one_off = st.pod_faults.outlier.take().map(|o| (o.pod, o.shift));
+            } else {
+                o.after -= 1;
+            }
+        }
+    }
     let st = &*st;
     match st.metrics_mode {
         MetricsMode::NotFound404 => return http::path_not_found(),
@@ -322,7 +406,7 @@ pub(super) fn handle(shared: &Shared, rest: &[&str], q: &Query) -> Response<Body
         }
         MetricsMode::Normal => {}
     }
-    let answer = answer(st, shared, rest, q, offset);
+    let answer = answer(st, shared, rest, q, offset, one_off);
     match fault {
         None => answer,
         Some(Fault::Hang(d)) => stalled(answer, d),
@@ -341,8 +425,13 @@ fn answer(
     rest: &[&str],
     q: &Query,
     offset: chrono::TimeDelta,
+    one_off: Option<(String, chrono::TimeDelta)>,
 ) -> Response<Body> {
     let ns = shared.cfg.namespace.as_str();
+    let offset_of = |pod: &str| match &one_off {
+        Some((p, shift)) if p == pod => offset + *shift,
+        _ => offset,
+    };
     let window = go_duration(shared.cfg.metrics_resolution);
     let filtered = |only_ns: Option<&str>| -> Result<Vec<PodMetrics>, String> {
         let sel = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
@@ -363,7 +452,12 @@ fn answer(
                         _ => ns.to_string(),
                     })
             })
-            .map(|(name, s)| pod_metrics(ns, name, s, &window, offset))
+            .filter_map(|(name, s)| {
+                omitting(
+                    &st.pod_faults,
+                    pod_metrics(ns, name, s, &window, offset_of(name)),
+                )
+            })
             .collect())
     };
     let respond = |r: Result<Vec<PodMetrics>, String>| match r {
@@ -376,7 +470,13 @@ fn answer(
         ["namespaces", n, "pods"] => respond(filtered(Some(n))),
         ["namespaces", n, "pods", name] => match st.metrics.get(*name) {
             Some(s) if *n == ns => {
-                http::json(StatusCode::OK, &pod_metrics(ns, name, s, &window, offset))
+                match omitting(
+                    &st.pod_faults,
+                    pod_metrics(ns, name, s, &window, offset_of(name)),
+                ) {
+                    Some(m) => http::json(StatusCode::OK, &m),
+                    None => http::object_not_found("podmetrics", "metrics.k8s.io", name),
+                }
             }
             _ => http::object_not_found("podmetrics", "metrics.k8s.io", name),
         },

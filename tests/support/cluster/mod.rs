@@ -28,9 +28,11 @@
 //! - inspection: `pod_names`, `restarts`, `working_set`, `cgroup_path`, `pod_log`, `requests`
 //!   (API requests seen), `namespace`.
 //! - switches: `set_vpa`/`delete_vpa`, `set_vpa_fault` (VPA reads answer 500/503/429, drop the
-//!   connection before or in the middle of the answer, or hang), `set_metrics_mode`, `set_metrics_faults` (a share of
-//!   PodMetrics requests fail or hang; shifted timestamps), `forbid`/`allow` (403 for a verb on
-//!   a resource, like RBAC).
+//!   connection before or in the middle of the answer, or hang), `set_metrics_mode`,
+//!   `set_metrics_faults` (a share of PodMetrics requests fail or hang; shifted timestamps),
+//!   `set_pod_faults` (a pod or container left out of the metrics, a frozen timestamp, NaN in
+//!   cAdvisor, new pods scraped late), `set_pod_limit` (one pod with another limit, as
+//!   mid-rollout), `forbid`/`allow` (403 for a verb on a resource, like RBAC).
 //! - RBAC (`rbac`): `issue_token_for_role(manifest)` binds a new token to the Role of an RBAC
 //!   manifest (real kube-apiserver authorization: request attributes, rules, namespace, 403
 //!   Status); `kubeconfig_for_token`, `rbac_decisions` (what each Role token asked for). The

@@ -200,6 +200,8 @@ pub(super) struct State {
     pub metrics_mode: MetricsMode,
     /// Injected PodMetrics faults and clock offset (`set_metrics_faults`).
     pub metrics_faults: super::metrics::FaultState,
+    /// Per-pod metrics faults (`set_pod_faults`).
+    pub pod_faults: super::metrics::PodFaults,
     pub metrics: BTreeMap<String, Sample>,
     /// (verb, resource) pairs answered with 403 Forbidden.
     pub forbidden: BTreeSet<(String, String)>,
@@ -221,6 +223,7 @@ impl State {
             pods: BTreeMap::new(),
             metrics_mode: MetricsMode::Normal,
             metrics_faults: Default::default(),
+            pod_faults: Default::default(),
             metrics: BTreeMap::new(),
             forbidden: BTreeSet::new(),
             vpa_fault: super::VpaFault::None,
