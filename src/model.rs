@@ -420,7 +420,7 @@ pub enum VpaStatus {
 /// pods); `oom-killed` is then inconclusive, never a pass.
 pub const OOMS_UNSEEN_NOTE: &str = "OOM kills were not seen";
 /// How a run's note starts when the run could not see restarts (no kube-state-metrics
-/// series); `restarted` is then inconclusive under `fail_on_restart`, else a warning.
+/// series); `restarted` is then a warning that says so, never a pass.
 pub const RESTARTS_UNSEEN_NOTE: &str = "restarts were not seen";
 
 impl Run {

@@ -364,10 +364,9 @@ fn restarts(
         } else {
             "no restart besides the OOM kill"
         };
+        // OOM kills are this gate's core promise and stay inconclusive when unseen (above);
+        // restarts for other reasons, unseen, are a warning that says why (never a pass).
         out.push(match run.note_starting(RESTARTS_UNSEEN_NOTE) {
-            Some(why) if policy.fail_on_restart => {
-                unseen(Rule::Restarted, Severity::Inconclusive, name, why)
-            }
             Some(why) => unseen(Rule::Restarted, Severity::Warn, name, why),
             None => pass(Rule::Restarted, name, msg),
         });

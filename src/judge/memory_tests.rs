@@ -334,8 +334,7 @@ fn restarts_a_run_could_not_see_are_inconclusive_never_a_pass() {
     let f = only(&v.findings, Rule::OomKilled, "app");
     assert_eq!(f.severity, Severity::Inconclusive);
     assert!(f.message.contains(OOMS_UNSEEN_NOTE), "{}", f.message);
-    // cAdvisor only: OOM kills seen, other restarts not; fail_on_restart makes that inconclusive,
-    // without it a warning.
+    // cAdvisor only: OOM kills seen, other restarts not: a warning saying why, never a pass.
     let mut run = single(500 * MIB);
     run.notes
         .push(format!("{RESTARTS_UNSEEN_NOTE}: no kube-state-metrics"));
@@ -344,20 +343,9 @@ fn restarts_a_run_could_not_see_are_inconclusive_never_a_pass() {
         only(&v.findings, Rule::OomKilled, "app").severity,
         Severity::Pass
     );
-    assert_eq!(
-        only(&v.findings, Rule::Restarted, "app").severity,
-        Severity::Inconclusive
-    );
-    assert_eq!(v.outcome, Outcome::Inconclusive);
-    let lenient = Policy {
-        fail_on_restart: false,
-        ..Policy::default()
-    };
-    let v = evaluate(&lenient, &run);
-    assert_eq!(
-        only(&v.findings, Rule::Restarted, "app").severity,
-        Severity::Warn
-    );
+    let f = only(&v.findings, Rule::Restarted, "app");
+    assert_eq!(f.severity, Severity::Warn);
+    assert!(f.message.contains(RESTARTS_UNSEEN_NOTE), "{}", f.message);
     assert_eq!(v.outcome, Outcome::Pass);
     // Control: the same run with nothing unseen passes.
     let v = evaluate(&Policy::default(), &single(500 * MIB));
