@@ -38,6 +38,7 @@ type config struct {
 	cgroupName string
 	logDir     string
 	ipPrefix   string
+	cgroupFile string
 }
 
 type kubelet struct {
@@ -63,6 +64,7 @@ func main() {
 	flag.StringVar(&cfg.cgroupName, "cgroup-name", "oomgate-kube-rig", "name of the rig's cgroup directory")
 	flag.StringVar(&cfg.logDir, "log-dir", ".", "directory for the containers' logs")
 	flag.StringVar(&cfg.ipPrefix, "pod-ip-prefix", "127.0.1.", "pods get IPs PREFIX2..PREFIX254")
+	flag.StringVar(&cfg.cgroupFile, "cgroup-file", "", "write the rig's cgroup directories to this file (for `kube-rig down`)")
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 
@@ -82,6 +84,11 @@ func main() {
 	cg, err := detectCgroups(cfg.cgroupName)
 	if err != nil {
 		log.Fatalf("cgroups: %v", err)
+	}
+	if cfg.cgroupFile != "" {
+		if err := os.WriteFile(cfg.cgroupFile, []byte(cg.memRoot+"\n"+cg.cpuRoot+"\n"), 0o644); err != nil {
+			log.Fatal(err)
+		}
 	}
 	log.Printf("container cgroups under %s (cpu: %q, v2: %v)", cg.memRoot, cg.cpuRoot, cg.v2)
 
