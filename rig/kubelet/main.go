@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&cfg.nodeName, "node-name", "node-1", "name of the Node to register")
 	flag.IntVar(&cfg.port, "port", 10250, "port of the kubelet API (plain HTTP on 127.0.0.1)")
 	flag.StringVar(&cfg.oomgateBin, "oomgate-bin", "oomgate", "the oomgate binary image local/demo-service runs")
-	flag.StringVar(&cfg.cgroupName, "cgroup-name", "oomgate-kube-rig", "name of the rig's cgroup directory")
+	flag.StringVar(&cfg.cgroupName, "cgroup-name", "kube-rig", "name of the rig's cgroup directory")
 	flag.StringVar(&cfg.logDir, "log-dir", ".", "directory for the containers' logs")
 	flag.StringVar(&cfg.ipPrefix, "pod-ip-prefix", "127.0.1.", "pods get IPs PREFIX2..PREFIX254")
 	flag.StringVar(&cfg.cgroupFile, "cgroup-file", "", "write the rig's cgroup directories to this file (for `kube-rig down`)")
