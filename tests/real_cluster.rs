@@ -420,7 +420,11 @@ fn a_role_without_the_metrics_rule_gets_the_real_403_and_check_names_the_rule() 
     let rules = role["rules"].as_sequence_mut().unwrap();
     let before = rules.len();
     rules.retain(|r| r["apiGroups"][0] != "metrics.k8s.io");
-    assert_eq!(rules.len(), before - 1, "rbac.yaml has one metrics.k8s.io rule");
+    assert_eq!(
+        rules.len(),
+        before - 1,
+        "rbac.yaml has one metrics.k8s.io rule"
+    );
     let binding = format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: no-metrics, namespace: staging}}\n\
          roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: no-metrics}}\n\
@@ -488,10 +492,47 @@ fn a_container_the_kernel_oom_kills_shows_oomkilled_in_the_real_pod_status_and_f
     assert_eq!(last["exitCode"], 137, "{st:#}");
     assert!(last["finishedAt"].is_string(), "{st:#}");
     assert!(
-        st["containerID"].as_str().unwrap_or("").starts_with("rig://"),
+        st["containerID"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("rig://"),
         "{st:#}"
     );
-    rig.kubectl(&["delete", "deployment", "-n", "staging", "oomer", "--wait=false"]);
+
+    // And Prometheus has it from both kube-state-metrics and the cAdvisor endpoint.
+    let prom = &rig.env["KUBE_RIG_PROMETHEUS_URL"];
+    for query in [
+        r#"max(max_over_time(kube_pod_container_status_last_terminated_reason{namespace="staging",container="app",reason="OOMKilled",pod=~"oomer-.*"}[5m]))"#,
+        r#"max(max_over_time(container_oom_events_total{namespace="staging",container="app",pod=~"oomer-.*"}[5m]))"#,
+        r#"max(max_over_time(kube_pod_container_status_restarts_total{namespace="staging",container="app",pod=~"oomer-.*"}[5m]))"#,
+    ] {
+        let url = format!(
+            "{prom}/api/v1/query?query={}",
+            query
+                .bytes()
+                .map(|b| if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                })
+                .collect::<String>()
+        );
+        let body = reqwest_get(&url).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let value = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(value >= 1.0, "{query}: {body}");
+    }
+    rig.kubectl(&[
+        "delete",
+        "deployment",
+        "-n",
+        "staging",
+        "oomer",
+        "--wait=false",
+    ]);
 }
 
 /// A plain HTTP GET (through the rig's NodePort proxy); the body, or None.

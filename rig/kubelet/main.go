@@ -186,6 +186,9 @@ func (k *kubelet) podChanged(obj any) {
 		if pod.DeletionTimestamp != nil {
 			// a pod of ours from before a restart of the stand-in: nothing runs, just delete it
 			p = k.newPod(pod, "", 0)
+			k.mu.Lock()
+			k.pods[pod.UID] = p
+			k.mu.Unlock()
 			go p.run()
 		}
 		return

@@ -648,7 +648,9 @@ func (p *podRT) terminate(pod *corev1.Pod, gone bool) {
 	if gone {
 		return
 	}
-	p.writeStatus()
+	if p.ip != "" {
+		p.writeStatus()
+	}
 	ctx, cancel := context.WithTimeout(p.k.ctx, 10*time.Second)
 	defer cancel()
 	zero := int64(0)
