@@ -516,6 +516,15 @@ func (p *podRT) status() corev1.PodStatus {
 			reason, msg = "", ""
 		}
 		cur := p.conds[t]
+		if cur == nil {
+			// keep what others wrote (the scheduler's PodScheduled) when it agrees
+			for _, c := range p.pod.Status.Conditions {
+				if c.Type == t && c.Status == s {
+					cur = &condState{status: s, since: c.LastTransitionTime}
+					p.conds[t] = cur
+				}
+			}
+		}
 		if cur == nil || cur.status != s {
 			cur = &condState{status: s, since: now}
 			p.conds[t] = cur
