@@ -243,17 +243,17 @@ fn a_sigkilled_gate_takes_its_service_down_and_the_next_run_sweeps_its_cgroup() 
         .into_iter()
         .filter(|p| p.contains(&mark))
         .collect();
-    assert_eq!(left.len(), 1, "the killed gate's cgroup stays: {left:?}");
+    // One cgroup stays behind, unless a gate that another test started in parallel has already
+    // swept it (every run sweeps stale cgroups first, which is what is tested here).
+    assert!(left.len() <= 1, "the killed gate's cgroups: {left:?}");
 
     // The next run removes it before creating its own.
     let next = Case::new(&scenario("[{ duration: 1s, users: 1 }]"));
     let o = next.run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        !std::path::Path::new(&left[0]).exists(),
-        "{} was swept",
-        left[0]
-    );
+    for stale in &left {
+        assert!(!std::path::Path::new(stale).exists(), "{stale} was swept");
+    }
     assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
 }
 
