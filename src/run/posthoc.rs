@@ -4,9 +4,9 @@
 //! requests and the VPA come from the cluster as in `run`. A window Prometheus no longer keeps
 //! (or no series at all) is inconclusive, and the load numbers are still reported. Restarts
 //! and OOM kills during the run come from kube-state-metrics and cAdvisor in the same
-//! Prometheus (`workload::restart_history`); what neither shows makes those rules inconclusive.
-//! Results that
-//! are incomplete — a gzip stream cut short, a last line cut mid-way, or a last point far
+//! Prometheus (`workload::restart_history`); OOM kills neither shows make `oom-killed`
+//! inconclusive, restarts unseen without kube-state-metrics are a warning. Results that are
+//! incomplete — a gzip stream cut short, a last line cut mid-way, or a last point far
 //! before the end of the scenario's declared plan — are not the planned load: the run is
 //! judged as one that ended early (`ended_early`, a note, and the coverage rule's inconclusive
 //! finding), saying how much of the plan the results cover.
@@ -190,7 +190,13 @@ pub async fn judge_k6(
     )
     .await
     .context("querying Prometheus for the run's restarts and OOM kills")?;
-    if !history.ooms_visible {
+    if !history.unexplained.is_empty() {
+        notes.push(format!(
+            "{OOMS_UNSEEN_NOTE}: {} restarted, but neither kube-state-metrics' last termination reason nor \
+             cAdvisor's container_oom_events_total says why, so an OOM kill cannot be ruled out",
+            history.unexplained.join(", ")
+        ));
+    } else if !history.ooms_visible {
         notes.push(format!(
             "{OOMS_UNSEEN_NOTE}: Prometheus keeps neither cAdvisor's container_oom_events_total nor \
              kube-state-metrics' kube_pod_container_status_restarts_total for these pods; scrape one of them \

@@ -24,6 +24,9 @@ pub struct RestartHistory {
     pub restarts_visible: bool,
     /// Either exporter had a series that would show an OOM kill.
     pub ooms_visible: bool,
+    /// Restarts whose cause neither exporter recorded (`pod/container at time`): one of them
+    /// may have been an OOM kill, so `oom-killed` cannot be judged for them.
+    pub unexplained: Vec<String>,
 }
 
 const RESTARTS: &str = "kube_pod_container_status_restarts_total";
@@ -54,12 +57,7 @@ pub async fn read(
         .query_range(&selector(RESTARTS, ""), start, end, step)
         .await?;
     let reasons = prom
-        .query_range(
-            &selector(LAST_REASON, ", reason=\"OOMKilled\""),
-            start,
-            end,
-            step,
-        )
+        .query_range(&selector(LAST_REASON, ""), start, end, step)
         .await?;
     let exits = prom
         .query_range(&selector(LAST_EXIT, ""), start, end, step)
@@ -69,7 +67,7 @@ pub async fn read(
         .await?;
     Ok(combine(
         &keep(restarts, containers),
-        &keep(reasons, containers),
+        &reasons_of(reasons, containers),
         &keep(exits, containers),
         &keep(ooms, containers),
         start,
@@ -101,13 +99,39 @@ fn keep(series: Vec<RangeSeries>, containers: &[String]) -> BTreeMap<Key, Vec<(T
     out
 }
 
+/// The last termination's reason per container, over time: kube-state-metrics exports one
+/// series per reason, valued 1 while it is the container's last reason.
+fn reasons_of(
+    series: Vec<RangeSeries>,
+    containers: &[String],
+) -> BTreeMap<Key, Vec<(Timestamp, String)>> {
+    let mut out: BTreeMap<Key, Vec<(Timestamp, String)>> = BTreeMap::new();
+    for s in series {
+        let (Some(k), Some(reason)) = (key(&s), s.labels.get("reason")) else {
+            continue;
+        };
+        if !containers.is_empty() && !containers.contains(&k.1) {
+            continue;
+        }
+        let points = out.entry(k).or_default();
+        points.extend(
+            s.values
+                .iter()
+                .filter(|(_, v)| *v >= 1.0)
+                .map(|(t, _)| (*t, reason.clone())),
+        );
+        points.sort_by_key(|(t, _)| *t);
+    }
+    out
+}
+
 /// Events from the four metrics' series: each rise of the restart counter is a restart, an
 /// OOM kill when the last termination's reason reads OOMKilled at or after it, or when
 /// cAdvisor's OOM counter rose within two steps of it. OOM rises with no restart beside them
 /// (no kube-state-metrics) are OOM kills of their own.
 fn combine(
     restarts: &BTreeMap<Key, Vec<(Timestamp, f64)>>,
-    reasons: &BTreeMap<Key, Vec<(Timestamp, f64)>>,
+    reasons: &BTreeMap<Key, Vec<(Timestamp, String)>>,
     exits: &BTreeMap<Key, Vec<(Timestamp, f64)>>,
     ooms: &BTreeMap<Key, Vec<(Timestamp, f64)>>,
     window_start: Timestamp,
@@ -120,11 +144,13 @@ fn combine(
         .map(|(k, v)| (k, rises(v, window_start, step)))
         .collect();
     let mut oom_used: Vec<(Key, Timestamp)> = Vec::new();
+    let mut unexplained = Vec::new();
     for (k, points) in restarts {
         for at in rises(points, window_start, step) {
-            let said_oom = reasons.get(k).is_some_and(|r| {
+            let said = reasons.get(k).and_then(|r| {
                 r.iter()
-                    .any(|(t, v)| *t >= at && *t <= at + near && *v >= 1.0)
+                    .find(|(t, _)| *t >= at && *t <= at + near)
+                    .map(|(_, reason)| reason.as_str())
             });
             let counted_oom = oom_rises
                 .get(k)
@@ -137,18 +163,22 @@ fn combine(
                     .find(|(t, _)| *t >= at)
                     .map(|(_, v)| v.round() as i32)
             });
-            let oom = said_oom || counted_oom.is_some();
+            let oom = said == Some("OOMKilled") || counted_oom.is_some();
+            let reason = match said {
+                _ if oom => RestartReason::OomKilled,
+                Some(other) => RestartReason::Other(other.to_string()),
+                // cAdvisor counted no OOM kill for it: not an OOM kill, cause unrecorded.
+                None if ooms.contains_key(k) => RestartReason::Other(String::new()),
+                None => {
+                    unexplained.push(format!("{}/{} at {}", k.0, k.1, at.format("%H:%M:%S")));
+                    RestartReason::Other(String::new())
+                }
+            };
             events.push(RestartEvent {
                 pod: k.0.clone(),
                 container: k.1.clone(),
                 at,
-                reason: if oom {
-                    RestartReason::OomKilled
-                } else {
-                    RestartReason::Other(
-                        "not an OOM kill (from kube-state-metrics after the run)".into(),
-                    )
-                },
+                reason,
                 exit_code: exit_code.or(oom.then_some(137)),
             });
         }
@@ -172,6 +202,7 @@ fn combine(
         events,
         restarts_visible: !restarts.is_empty(),
         ooms_visible: !restarts.is_empty() || !ooms.is_empty(),
+        unexplained,
     }
 }
 
@@ -222,6 +253,11 @@ mod tests {
         BTreeMap::from([(("web-0".to_string(), "app".to_string()), series(points))])
     }
 
+    fn reason(why: &str, at: &[i64]) -> BTreeMap<Key, Vec<(Timestamp, String)>> {
+        let points = at.iter().map(|&s| (t(s), why.to_string())).collect();
+        BTreeMap::from([(("web-0".to_string(), "app".to_string()), points)])
+    }
+
     const STEP: Duration = Duration::from_secs(5);
 
     #[test]
@@ -254,7 +290,7 @@ mod tests {
     fn a_restart_with_oomkilled_as_last_reason_is_an_oom_kill() {
         let h = combine(
             &one(&[(0, 0.0), (5, 0.0), (10, 1.0)]),
-            &one(&[(10, 1.0)]),
+            &reason("OOMKilled", &[10]),
             &one(&[(10, 137.0)]),
             &BTreeMap::new(),
             t(0),
@@ -280,6 +316,33 @@ mod tests {
         assert_eq!(h.events.len(), 1);
         assert!(matches!(h.events[0].reason, RestartReason::Other(_)));
         assert_eq!(h.events[0].exit_code, Some(1));
+    }
+
+    #[test]
+    fn a_named_reason_is_kept_and_an_unrecorded_one_is_unexplained() {
+        let h = combine(
+            &one(&[(0, 0.0), (10, 1.0)]),
+            &reason("Error", &[10]),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            t(0),
+            STEP,
+        );
+        assert_eq!(h.events[0].reason, RestartReason::Other("Error".into()));
+        assert!(h.unexplained.is_empty());
+        // no reason series and no OOM counter: it may have been an OOM kill
+        let e = BTreeMap::new();
+        let h = combine(
+            &one(&[(0, 0.0), (10, 1.0)]),
+            &BTreeMap::new(),
+            &e,
+            &e,
+            t(0),
+            STEP,
+        );
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.unexplained.len(), 1, "{:?}", h.unexplained);
+        assert!(h.unexplained[0].starts_with("web-0/app at "));
     }
 
     #[test]
@@ -314,7 +377,7 @@ mod tests {
     #[test]
     fn nothing_at_all_sees_nothing() {
         let e = BTreeMap::new();
-        let h = combine(&e, &e, &e, &e, t(0), STEP);
+        let h = combine(&e, &BTreeMap::new(), &e, &e, t(0), STEP);
         assert!(h.events.is_empty() && !h.restarts_visible && !h.ooms_visible);
     }
 }
