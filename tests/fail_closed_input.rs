@@ -298,3 +298,64 @@ fn a_point_in_the_year_9999_is_exit_2_naming_file_line_and_a_valid_time() {
     assert!(!err.contains("data.time"), "{err}");
     assert!(err.contains("Kubernetes API"), "{err}");
 }
+
+/// `judge` over a real k6 run of two replicas; with `lose_one`, Prometheus never gets a series
+/// for the second (it is left out of `/metrics/cadvisor` from before the first scrape).
+fn judge_two_replicas(lose_one: bool) -> (std::process::Output, serde_json::Value, String) {
+    let cluster = SimCluster::start(ClusterConfig::default());
+    let tpl = PodTemplate::app(
+        ContainerTemplate::app(256 * MI)
+            .request(64 * MI)
+            .env("DEMO_BASELINE", "24Mi"),
+    );
+    cluster.add_deployment("web", 2, tpl);
+    assert!(cluster.wait_ready("web", Duration::from_secs(20)));
+    let lost = cluster.pod_names("web")[1].clone();
+    if lose_one {
+        cluster.set_pod_faults(support::cluster::metrics::PodFaults {
+            omit: vec![(lost.clone(), None)],
+            ..Default::default()
+        });
+    }
+    let prom = Prometheus::start(&[cluster.metrics_target()]);
+    prom.wait_for_series(
+        "container_memory_working_set_bytes{container=\"app\"}",
+        1,
+        Duration::from_secs(20),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), &cluster, &prom.url);
+    let results = dir.path().join("results.json");
+    let k6 = run_bounded(
+        Command::new(k6_path().unwrap())
+            .args(["run", "--no-usage-report", "--quiet"])
+            .args(K6_STAGES)
+            .arg("--out")
+            .arg(format!("json={}", results.display()))
+            .arg(dir.path().join("load.js"))
+            .env("TARGET_URL", cluster.service_url("web")),
+        Duration::from_secs(60),
+    );
+    assert_eq!(k6.status.code(), Some(0), "{}", text(&k6));
+    std::thread::sleep(Duration::from_secs(2)); // the last scrape lands
+    let (o, r) = judge(&cluster, &sc, &results, &dir.path().join("out"));
+    (o, r, lost)
+}
+
+#[test]
+fn judge_with_a_live_pod_prometheus_never_had_is_inconclusive_naming_it() {
+    if !require_cgroups("judge_lost_pod") || !require_k6() || !require_prometheus() {
+        return;
+    }
+    // Control: both replicas in Prometheus are judged (a pass).
+    let (o, r, _) = judge_two_replicas(false);
+    assert_eq!(o.status.code(), Some(0), "{}\n{r:#}", text(&o));
+    // The fault: one live replica has no series at all; it is not silently left out.
+    let (o, r, lost) = judge_two_replicas(true);
+    assert_eq!(o.status.code(), Some(3), "{}\n{r:#}", text(&o));
+    let named: Vec<_> = findings(&r, "coverage", "inconclusive")
+        .into_iter()
+        .filter(|f| f["message"].as_str().unwrap_or_default().contains(&lost))
+        .collect();
+    assert!(!named.is_empty(), "no coverage finding names {lost}: {r:#}");
+}

@@ -83,7 +83,8 @@ impl Sampler {
         request: Option<u64>,
     ) {
         let key = (pod.to_string(), container.to_string());
-        self.tallies.entry(key.clone()).or_default();
+        // A pod recreated under the same name (a StatefulSet replica) counts again.
+        self.tallies.entry(key.clone()).or_default().gone = false;
         let s = self
             .series
             .entry(key)

@@ -150,23 +150,51 @@ pub async fn judge_k6(
         .iter()
         .filter(|t| **t >= first - half && **t <= last + half)
         .count() as u64;
-    // A pod's series counts ticks from its first point to its last (a finished run says
-    // nothing else about when a replaced pod went away), so a gap inside it is uncovered.
-    let mut last_of_pod: std::collections::BTreeMap<&str, crate::model::Timestamp> =
+    // A pod still there after the run ran through its end; a replaced one counts ticks from its
+    // series' first point to its last (a finished run says nothing else about when it went
+    // away). A live pod's container Prometheus has no series for is declared from the step
+    // after the pod was created, so every tick it then missed is uncovered.
+    let live: Vec<&k8s::PodInfo> = resolved
+        .pods
+        .iter()
+        .filter(|p| p.created.is_none_or(|c| c <= last))
+        .collect();
+    let mut last_of_gone_pod: std::collections::BTreeMap<&str, crate::model::Timestamp> =
         std::collections::BTreeMap::new();
     for o in &observations {
-        let e = last_of_pod.entry(o.pod.as_str()).or_insert(o.at);
+        if live.iter().any(|p| p.name == o.pod) {
+            continue;
+        }
+        let e = last_of_gone_pod.entry(o.pod.as_str()).or_insert(o.at);
         *e = (*e).max(o.at);
     }
+    let mut unreported: Vec<(&str, &k8s::ContainerResources, crate::model::Timestamp)> = live
+        .iter()
+        .flat_map(|p| p.containers.iter().map(move |c| (p, c)))
+        .filter(|(_, c)| k.containers.is_empty() || k.containers.contains(&c.name))
+        .filter(|(p, c)| {
+            !observations
+                .iter()
+                .any(|o| o.pod == p.name && o.container == c.name)
+        })
+        .map(|(p, c)| (p.name.as_str(), c, p.created.unwrap_or(first).max(first)))
+        .collect();
     for at in &steps {
+        unreported.retain(|(pod, c, from)| {
+            if from > at {
+                return true;
+            }
+            sampler.declare(pod, &c.name, c.limit, c.request);
+            false
+        });
         let now: Vec<_> = observations
             .iter()
             .filter(|o| o.at == *at)
             .cloned()
             .collect();
         declare_new(&mut sampler, &now);
-        sampler.record(now);
-        for (pod, _) in last_of_pod.iter().filter(|(_, last)| *last == at) {
+        sampler.record_received(now, *at, false);
+        for (pod, _) in last_of_gone_pod.iter().filter(|(_, last)| *last == at) {
             sampler.pod_gone(pod);
         }
     }
@@ -185,28 +213,38 @@ pub async fn judge_k6(
         &k.namespace,
         &pods_regex,
         &k.containers,
+        &seen,
         (start, end),
         step,
     )
     .await
     .context("querying Prometheus for the run's restarts and OOM kills")?;
-    if !history.unexplained.is_empty() {
+    if !history.ooms_unseen.is_empty() || !history.unexplained.is_empty() {
+        let mut why = Vec::new();
+        if !history.ooms_unseen.is_empty() {
+            why.push(format!(
+                "Prometheus keeps neither cAdvisor's container_oom_events_total nor kube-state-metrics' \
+                 kube_pod_container_status_restarts_total for {}",
+                history.ooms_unseen.join(", ")
+            ));
+        }
+        if !history.unexplained.is_empty() {
+            why.push(format!(
+                "{} restarted, but neither kube-state-metrics' last termination reason nor cAdvisor's \
+                 OOM counter says why, so an OOM kill cannot be ruled out",
+                history.unexplained.join(", ")
+            ));
+        }
         notes.push(format!(
-            "{OOMS_UNSEEN_NOTE}: {} restarted, but neither kube-state-metrics' last termination reason nor \
-             cAdvisor's container_oom_events_total says why, so an OOM kill cannot be ruled out",
-            history.unexplained.join(", ")
+            "{OOMS_UNSEEN_NOTE}: {}; scrape both exporters so that `judge` can see what happened during the run",
+            why.join("; ")
         ));
-    } else if !history.ooms_visible {
-        notes.push(format!(
-            "{OOMS_UNSEEN_NOTE}: Prometheus keeps neither cAdvisor's container_oom_events_total nor \
-             kube-state-metrics' kube_pod_container_status_restarts_total for these pods; scrape one of them \
-             so that `judge` can see what happened during the run"
-        ));
-    } else if !history.restarts_visible {
+    } else if !history.restarts_unseen.is_empty() {
         notes.push(format!(
             "{RESTARTS_UNSEEN_NOTE}: OOM kills come from cAdvisor's container_oom_events_total, but Prometheus \
-             has no kube-state-metrics series (kube_pod_container_status_restarts_total) for these pods, so \
-             restarts for other reasons are not seen; scrape kube-state-metrics"
+             has no kube-state-metrics series (kube_pod_container_status_restarts_total) for {}, so \
+             restarts for other reasons are not seen; scrape kube-state-metrics",
+            history.restarts_unseen.join(", ")
         ));
     }
     notes.extend(cut.iter().map(|c| format!("incomplete k6 results: {c}")));

@@ -38,6 +38,8 @@ pub struct PodInfo {
     pub restart_counts: BTreeMap<String, i32>,
     /// The pod's `Ready` condition is `True`.
     pub ready: bool,
+    /// `metadata.creationTimestamp`, when the server gave one.
+    pub created: Option<crate::model::Timestamp>,
 }
 
 /// What the gate measures in the cluster.
@@ -314,7 +316,15 @@ pub fn pod_info(pod: &Pod) -> Result<PodInfo, ClusterError> {
         containers,
         restart_counts,
         ready,
+        created: pod.metadata.creation_timestamp.as_ref().and_then(k8s_time),
     })
+}
+
+/// A Kubernetes API time (k8s-openapi's jiff) on the model's clock.
+pub fn k8s_time(
+    t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Option<crate::model::Timestamp> {
+    chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
 }
 
 /// A container's memory settings; `applied` (the container status's `resources`, set by

@@ -20,10 +20,11 @@ use crate::model::{RestartEvent, RestartReason, Timestamp};
 #[derive(Debug, Default)]
 pub struct RestartHistory {
     pub events: Vec<RestartEvent>,
-    /// kube-state-metrics' restart counter had a series for the workload's pods.
-    pub restarts_visible: bool,
-    /// Either exporter had a series that would show an OOM kill.
-    pub ooms_visible: bool,
+    /// Measured containers (`pod/container`) kube-state-metrics' restart counter has no series
+    /// for: their restarts are not seen.
+    pub restarts_unseen: Vec<String>,
+    /// Measured containers neither exporter has a series for: their OOM kills are not seen.
+    pub ooms_unseen: Vec<String>,
     /// Restarts whose cause neither exporter recorded (`pod/container at time`): one of them
     /// may have been an OOM kill, so `oom-killed` cannot be judged for them.
     pub unexplained: Vec<String>,
@@ -35,105 +36,122 @@ const LAST_EXIT: &str = "kube_pod_container_status_last_terminated_exitcode";
 const OOM_EVENTS: &str = "container_oom_events_total";
 
 /// Reads the window `[start, end]` every `step` for the pods `pods_regex` matches in
-/// `namespace`; `containers` limits it to those names (empty: every container).
+/// `namespace`; `containers` limits it to those names (empty: every container). `measured`
+/// are the (pod, container) pairs whose memory was read: each must be visible to both
+/// exporters, or the history says which are not.
 pub async fn read(
     prom: &PrometheusClient,
     namespace: &str,
     pods_regex: &str,
     containers: &[String],
+    measured: &[(String, String)],
     (start, end): (Timestamp, Timestamp),
     step: Duration,
 ) -> Result<RestartHistory, PromError> {
-    let selector = |metric: &str, extra: &str| {
-        fill_query(
-            &format!(
-                "{metric}{{namespace=\"$namespace\", pod=~\"$pods\", container!=\"\"{extra}}}"
-            ),
+    let query = |metric: &str| {
+        let q = fill_query(
+            &format!("{metric}{{namespace=\"$namespace\", pod=~\"$pods\", container!=\"\"}}"),
             namespace,
             pods_regex,
-        )
+        );
+        async move { prom.query_range(&q, start, end, step).await }
     };
-    let restarts = prom
-        .query_range(&selector(RESTARTS, ""), start, end, step)
-        .await?;
-    let reasons = prom
-        .query_range(&selector(LAST_REASON, ""), start, end, step)
-        .await?;
-    let exits = prom
-        .query_range(&selector(LAST_EXIT, ""), start, end, step)
-        .await?;
-    let ooms = prom
-        .query_range(&selector(OOM_EVENTS, ""), start, end, step)
-        .await?;
-    Ok(combine(
-        &keep(restarts, containers),
-        &reasons_of(reasons, containers),
-        &keep(exits, containers),
-        &keep(ooms, containers),
-        start,
-        step,
-    ))
+    let number = |s: &RangeSeries| {
+        s.values
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    // kube-state-metrics exports one series per reason, valued 1 while it is the last one.
+    let reason = |s: &RangeSeries| {
+        let why = s.labels.get("reason").cloned().unwrap_or_default();
+        s.values
+            .iter()
+            .filter(|(_, v)| *v >= 1.0)
+            .map(|(t, _)| (*t, why.clone()))
+            .collect::<Vec<_>>()
+    };
+    let restarts = by_container(query(RESTARTS).await?, containers, number);
+    let reasons = by_container(query(LAST_REASON).await?, containers, reason);
+    let exits = by_container(query(LAST_EXIT).await?, containers, number);
+    let ooms = by_container(query(OOM_EVENTS).await?, containers, number);
+    let mut history = combine(&restarts, &reasons, &exits, &ooms, start, step);
+    mark_unseen(&mut history, &restarts, &ooms, measured);
+    Ok(history)
+}
+
+/// The measured containers an exporter has no series for.
+fn mark_unseen(
+    history: &mut RestartHistory,
+    restarts: &ByContainer<f64>,
+    ooms: &ByContainer<f64>,
+    measured: &[(String, String)],
+) {
+    for k in measured {
+        if restarts.contains_key(k) {
+            continue;
+        }
+        let name = format!("{}/{}", k.0, k.1);
+        if !ooms.contains_key(k) {
+            history.ooms_unseen.push(name.clone());
+        }
+        history.restarts_unseen.push(name);
+    }
 }
 
 type Key = (String, String);
 
-fn key(s: &RangeSeries) -> Option<Key> {
-    Some((
-        s.labels.get("pod")?.clone(),
-        s.labels.get("container")?.clone(),
-    ))
-}
+/// Every series of one container, kept apart: a pod replaced under the same name, or a
+/// second exporter instance, has its own series, and counters are read per series.
+type ByContainer<V> = BTreeMap<Key, Vec<Vec<(Timestamp, V)>>>;
 
-fn keep(series: Vec<RangeSeries>, containers: &[String]) -> BTreeMap<Key, Vec<(Timestamp, f64)>> {
-    let mut out: BTreeMap<Key, Vec<(Timestamp, f64)>> = BTreeMap::new();
+fn by_container<V>(
+    series: Vec<RangeSeries>,
+    containers: &[String],
+    points: impl Fn(&RangeSeries) -> Vec<(Timestamp, V)>,
+) -> ByContainer<V> {
+    let mut out: ByContainer<V> = BTreeMap::new();
     for s in series {
-        let Some(k) = key(&s) else { continue };
-        if !containers.is_empty() && !containers.contains(&k.1) {
+        let (Some(pod), Some(container)) = (s.labels.get("pod"), s.labels.get("container")) else {
+            continue;
+        };
+        if !containers.is_empty() && !containers.contains(container) {
             continue;
         }
-        // Several series per container (e.g. two cAdvisor instances): merge their points.
-        let points = out.entry(k).or_default();
-        points.extend(s.values.into_iter().filter(|(_, v)| v.is_finite()));
-        points.sort_by_key(|(t, _)| *t);
+        let p = points(&s);
+        out.entry((pod.clone(), container.clone()))
+            .or_default()
+            .push(p);
     }
     out
 }
 
-/// The last termination's reason per container, over time: kube-state-metrics exports one
-/// series per reason, valued 1 while it is the container's last reason.
-fn reasons_of(
-    series: Vec<RangeSeries>,
-    containers: &[String],
-) -> BTreeMap<Key, Vec<(Timestamp, String)>> {
-    let mut out: BTreeMap<Key, Vec<(Timestamp, String)>> = BTreeMap::new();
-    for s in series {
-        let (Some(k), Some(reason)) = (key(&s), s.labels.get("reason")) else {
-            continue;
-        };
-        if !containers.is_empty() && !containers.contains(&k.1) {
-            continue;
-        }
-        let points = out.entry(k).or_default();
-        points.extend(
-            s.values
-                .iter()
-                .filter(|(_, v)| *v >= 1.0)
-                .map(|(t, _)| (*t, reason.clone())),
-        );
-        points.sort_by_key(|(t, _)| *t);
-    }
+/// The rises of every series of one container, in time order.
+fn all_rises(
+    series: &[Vec<(Timestamp, f64)>],
+    window_start: Timestamp,
+    step: Duration,
+) -> Vec<Timestamp> {
+    let mut out: Vec<Timestamp> = series
+        .iter()
+        .flat_map(|s| rises(s, window_start, step))
+        .collect();
+    out.sort();
     out
 }
 
 /// Events from the four metrics' series: each rise of the restart counter is a restart, an
 /// OOM kill when the last termination's reason reads OOMKilled at or after it, or when
-/// cAdvisor's OOM counter rose within two steps of it. OOM rises with no restart beside them
-/// (no kube-state-metrics) are OOM kills of their own.
+/// cAdvisor's OOM counter rose within two steps of it. A restart neither records a cause for
+/// is unexplained (cAdvisor's counter not rising proves nothing: the killed container's series
+/// often goes away before the rise is scraped). OOM rises with no restart beside them (no
+/// kube-state-metrics) are OOM kills of their own.
 fn combine(
-    restarts: &BTreeMap<Key, Vec<(Timestamp, f64)>>,
-    reasons: &BTreeMap<Key, Vec<(Timestamp, String)>>,
-    exits: &BTreeMap<Key, Vec<(Timestamp, f64)>>,
-    ooms: &BTreeMap<Key, Vec<(Timestamp, f64)>>,
+    restarts: &ByContainer<f64>,
+    reasons: &ByContainer<String>,
+    exits: &ByContainer<f64>,
+    ooms: &ByContainer<f64>,
     window_start: Timestamp,
     step: Duration,
 ) -> RestartHistory {
@@ -141,15 +159,17 @@ fn combine(
     let mut events = Vec::new();
     let oom_rises: BTreeMap<&Key, Vec<Timestamp>> = ooms
         .iter()
-        .map(|(k, v)| (k, rises(v, window_start, step)))
+        .map(|(k, v)| (k, all_rises(v, window_start, step)))
         .collect();
     let mut oom_used: Vec<(Key, Timestamp)> = Vec::new();
     let mut unexplained = Vec::new();
-    for (k, points) in restarts {
-        for at in rises(points, window_start, step) {
+    for (k, series) in restarts {
+        for at in all_rises(series, window_start, step) {
             let said = reasons.get(k).and_then(|r| {
                 r.iter()
-                    .find(|(t, _)| *t >= at && *t <= at + near)
+                    .flatten()
+                    .filter(|(t, _)| *t >= at && *t <= at + near)
+                    .min_by_key(|(t, _)| *t)
                     .map(|(_, reason)| reason.as_str())
             });
             let counted_oom = oom_rises
@@ -160,17 +180,18 @@ fn combine(
             }
             let exit_code = exits.get(k).and_then(|e| {
                 e.iter()
-                    .find(|(t, _)| *t >= at)
+                    .flatten()
+                    .filter(|(t, _)| *t >= at)
+                    .min_by_key(|(t, _)| *t)
                     .map(|(_, v)| v.round() as i32)
             });
             let oom = said == Some("OOMKilled") || counted_oom.is_some();
             let reason = match said {
                 _ if oom => RestartReason::OomKilled,
                 Some(other) => RestartReason::Other(other.to_string()),
-                // cAdvisor counted no OOM kill for it: not an OOM kill, cause unrecorded.
-                None if ooms.contains_key(k) => RestartReason::Other(String::new()),
                 None => {
                     unexplained.push(format!("{}/{} at {}", k.0, k.1, at.format("%H:%M:%S")));
+                    // "reason unknown" in the finding
                     RestartReason::Other(String::new())
                 }
             };
@@ -200,17 +221,15 @@ fn combine(
     events.sort_by(|a, b| (a.at, &a.pod, &a.container).cmp(&(b.at, &b.pod, &b.container)));
     RestartHistory {
         events,
-        restarts_visible: !restarts.is_empty(),
-        ooms_visible: !restarts.is_empty() || !ooms.is_empty(),
         unexplained,
+        ..RestartHistory::default()
     }
 }
 
 /// The times a counter rose inside the window, one entry per unit of rise. A series that
 /// starts well after the window opened belongs to a pod created during the run, whose counter
 /// started at 0 then; a series present from the start is counted from its first value. A
-/// counter that falls (its pod was replaced under the same name, or the exporter restarted)
-/// starts again from its new value.
+/// counter that falls was reset (its exporter restarted) and counts again from 0.
 pub fn rises(
     points: &[(Timestamp, f64)],
     window_start: Timestamp,
@@ -227,6 +246,10 @@ pub fn rises(
         first
     };
     for &(at, v) in points {
+        if v < last {
+            // The counter was reset (its exporter restarted): it counts again from 0.
+            last = 0.0;
+        }
         if v > last {
             let n = (v - last).round().max(1.0) as u64;
             out.extend(std::iter::repeat_n(at, n.min(1000) as usize));
@@ -249,13 +272,17 @@ mod tests {
         points.iter().map(|&(s, v)| (t(s), v)).collect()
     }
 
-    fn one(points: &[(i64, f64)]) -> BTreeMap<Key, Vec<(Timestamp, f64)>> {
-        BTreeMap::from([(("web-0".to_string(), "app".to_string()), series(points))])
+    fn key() -> Key {
+        ("web-0".to_string(), "app".to_string())
     }
 
-    fn reason(why: &str, at: &[i64]) -> BTreeMap<Key, Vec<(Timestamp, String)>> {
+    fn one(points: &[(i64, f64)]) -> ByContainer<f64> {
+        BTreeMap::from([(key(), vec![series(points)])])
+    }
+
+    fn reason(why: &str, at: &[i64]) -> ByContainer<String> {
         let points = at.iter().map(|&s| (t(s), why.to_string())).collect();
-        BTreeMap::from([(("web-0".to_string(), "app".to_string()), points)])
+        BTreeMap::from([(key(), vec![points])])
     }
 
     const STEP: Duration = Duration::from_secs(5);
@@ -281,9 +308,43 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_reset_starts_again_from_its_new_value() {
+    fn a_counter_reset_counts_again_from_zero() {
         let r = rises(&series(&[(0, 5.0), (5, 0.0), (10, 1.0)]), t(0), STEP);
         assert_eq!(r, vec![t(10)]);
+        // reset and risen within one step: the new value is this run's
+        let r = rises(&series(&[(0, 3.0), (5, 1.0)]), t(0), STEP);
+        assert_eq!(r, vec![t(5)]);
+    }
+
+    #[test]
+    fn a_pod_replaced_under_the_same_name_keeps_both_series_restarts() {
+        // the old web-0 restarted 3 times before the run; its replacement, seen from t=30,
+        // was OOM-killed before its first scrape
+        let restarts = BTreeMap::from([(
+            key(),
+            vec![
+                series(&[(0, 3.0), (20, 3.0)]),
+                series(&[(30, 1.0), (35, 1.0)]),
+            ],
+        )]);
+        let e = BTreeMap::new();
+        let h = combine(&restarts, &reason("OOMKilled", &[30]), &e, &e, t(0), STEP);
+        assert_eq!(h.events.len(), 1, "{:?}", h.events);
+        assert_eq!(h.events[0].reason, RestartReason::OomKilled);
+    }
+
+    #[test]
+    fn a_measured_container_an_exporter_lacks_is_unseen() {
+        let mut h = RestartHistory::default();
+        let other = ("web-1".to_string(), "app".to_string());
+        let ooms = BTreeMap::from([(other.clone(), vec![series(&[(0, 0.0)])])]);
+        mark_unseen(&mut h, &one(&[(0, 0.0)]), &ooms, &[key(), other]);
+        assert_eq!(h.restarts_unseen, vec!["web-1/app"]);
+        assert!(h.ooms_unseen.is_empty(), "cAdvisor sees web-1's OOM kills");
+        let mut h = RestartHistory::default();
+        let third = ("web-2".to_string(), "app".to_string());
+        mark_unseen(&mut h, &one(&[(0, 0.0)]), &BTreeMap::new(), &[key(), third]);
+        assert_eq!(h.ooms_unseen, vec!["web-2/app"]);
     }
 
     #[test]
@@ -300,14 +361,14 @@ mod tests {
         assert_eq!(h.events[0].reason, RestartReason::OomKilled);
         assert_eq!(h.events[0].exit_code, Some(137));
         assert_eq!(h.events[0].at, t(10));
-        assert!(h.restarts_visible && h.ooms_visible);
+        assert!(h.unexplained.is_empty());
     }
 
     #[test]
     fn a_restart_for_another_reason_is_not_an_oom_kill() {
         let h = combine(
             &one(&[(0, 0.0), (10, 1.0)]),
-            &BTreeMap::new(),
+            &reason("Error", &[10]),
             &one(&[(10, 1.0)]),
             &one(&[(0, 0.0), (10, 0.0)]),
             t(0),
@@ -357,7 +418,11 @@ mod tests {
         );
         assert_eq!(h.events.len(), 1);
         assert_eq!(h.events[0].reason, RestartReason::OomKilled);
-        assert!(!h.restarts_visible && h.ooms_visible);
+        // and web-0 is unseen for restarts only
+        let mut h = h;
+        mark_unseen(&mut h, &BTreeMap::new(), &one(&[(0, 0.0)]), &[key()]);
+        assert_eq!(h.restarts_unseen, vec!["web-0/app"]);
+        assert!(h.ooms_unseen.is_empty());
     }
 
     #[test]
@@ -377,7 +442,9 @@ mod tests {
     #[test]
     fn nothing_at_all_sees_nothing() {
         let e = BTreeMap::new();
-        let h = combine(&e, &BTreeMap::new(), &e, &e, t(0), STEP);
-        assert!(h.events.is_empty() && !h.restarts_visible && !h.ooms_visible);
+        let mut h = combine(&e, &BTreeMap::new(), &e, &e, t(0), STEP);
+        assert!(h.events.is_empty());
+        mark_unseen(&mut h, &e, &e, &[key()]);
+        assert_eq!((h.restarts_unseen.len(), h.ooms_unseen.len()), (1, 1));
     }
 }

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
@@ -308,8 +308,7 @@ fn is_oom(t: &ContainerStateTerminated) -> bool {
 }
 
 fn finished_at(t: &ContainerStateTerminated) -> Option<Timestamp> {
-    let ts = &t.finished_at.as_ref()?.0;
-    DateTime::from_timestamp(ts.as_second(), ts.subsec_nanosecond().max(0) as u32)
+    super::kubernetes::k8s_time(t.finished_at.as_ref()?)
 }
 
 /// The restart a rising restart count stands for, described by the last termination.
@@ -377,6 +376,7 @@ mod tests {
             containers: vec![],
             restart_counts: [("app".to_string(), restarts)].into(),
             ready: true,
+            created: None,
         };
         RestartTracker::new(&[info], t(0))
     }
@@ -614,6 +614,7 @@ mod tests {
             containers: vec![],
             restart_counts: [("app".to_string(), 1)].into(),
             ready: true,
+            created: None,
         }];
         let (mut rx, handle) = watch_restarts(client, "staging".into(), "app=web".into(), &initial);
         let mut got = Vec::new();
