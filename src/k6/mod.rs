@@ -127,12 +127,13 @@ pub fn read_stream<R: Read + Send>(
 /// For the k6 driver: reads the results of a run it started at `started`, with the scenario's
 /// stages when it declares some, and returns the gate's load numbers and stage windows. Stage
 /// windows start at the first point; without any point, declared stages are laid out from
-/// `started`. Warnings (truncated or skipped lines, folded names) are logged.
+/// `started`. Warnings (truncated or skipped lines, folded names) are logged; why the results
+/// are incomplete (a cut gzip stream or last line), when they are, is returned with them.
 pub fn ingest_run<P: AsRef<Path>>(
     paths: &[P],
     stages: Option<&[crate::model::Stage]>,
     started: crate::model::Timestamp,
-) -> Result<(crate::model::LoadStats, Vec<crate::model::StageWindow>), K6Error> {
+) -> Result<Ingested, K6Error> {
     let agg = read_files(paths, &ReadOptions::default())?;
     let declared: Option<Vec<(std::time::Duration, u32)>> =
         stages.map(|s| s.iter().map(|s| (s.duration, s.to_users)).collect());
@@ -147,5 +148,18 @@ pub fn ingest_run<P: AsRef<Path>>(
             windows = stages::declared_stages(d, start, start);
         }
     }
-    Ok((summary.load_stats(), windows))
+    Ok(Ingested {
+        stats: summary.load_stats(),
+        windows,
+        incomplete: summary.incomplete,
+    })
+}
+
+/// What [`ingest_run`] read of a run the k6 driver started.
+#[derive(Debug)]
+pub struct Ingested {
+    pub stats: crate::model::LoadStats,
+    pub windows: Vec<crate::model::StageWindow>,
+    /// Why the results are incomplete, one reason per cut; empty when read to their end.
+    pub incomplete: Vec<String>,
 }

@@ -517,3 +517,21 @@ fn a_line_longer_than_many_blocks_is_read_whole() {
         );
     }
 }
+
+#[test]
+fn the_k6_driver_is_told_when_its_results_are_cut() {
+    let text = sample_run();
+    let dir = std::env::temp_dir().join(format!("oomgate-ingest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (whole, cut) = (dir.join("whole.json"), dir.join("cut.json"));
+    std::fs::write(&whole, &text).unwrap();
+    std::fs::write(&cut, &text[..text.len() - 40]).unwrap();
+    let started = chrono::Utc::now();
+    assert!(ingest_run(&[&whole], None, started)
+        .unwrap()
+        .incomplete
+        .is_empty());
+    let got = ingest_run(&[&cut], None, started).unwrap();
+    assert_eq!(got.incomplete.len(), 1, "{:?}", got.incomplete);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -180,20 +180,27 @@ impl K6Driver {
             log::warn!("{why}; judging the results it wrote as a load that ended early");
         }
         let stages = (!self.stages.is_empty()).then_some(self.stages.as_slice());
-        let (mut stats, windows) =
-            crate::k6::ingest_run(std::slice::from_ref(&self.results), stages, started).map_err(
-                |e| {
-                    LoadError::K6(format!(
-                        "reading k6's results {}: {e}",
-                        self.results.display()
-                    ))
-                },
-            )?;
+        let crate::k6::Ingested {
+            mut stats,
+            windows,
+            incomplete,
+        } = crate::k6::ingest_run(std::slice::from_ref(&self.results), stages, started).map_err(
+            |e| {
+                LoadError::K6(format!(
+                    "reading k6's results {}: {e}",
+                    self.results.display()
+                ))
+            },
+        )?;
         stats.tool_exit_code = code.filter(|_| thresholds_failed);
         Ok(LoadOutcome {
             stats,
             stages: windows,
-            stopped_early: stop_reason().or(early),
+            // Results cut short (a full disk, a killed writer) are not the planned load either.
+            stopped_early: stop_reason().or(early).or_else(|| {
+                (!incomplete.is_empty())
+                    .then(|| format!("the k6 results are incomplete: {}", incomplete.join("; ")))
+            }),
             tool_thresholds_failed: thresholds_failed,
         })
     }
