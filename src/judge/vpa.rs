@@ -111,11 +111,47 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
             ),
         ));
     }
+    let compared_any = groups
+        .iter()
+        .any(|g| recs.iter().any(|r| r.container == g.name));
     for g in groups {
-        let Some(rec) = recs.iter().find(|r| r.container == g.name) else {
-            continue;
+        // A container the VPA says nothing about is named, never silently left out (when none
+        // could be compared, the warning above names them all).
+        let target = recs
+            .iter()
+            .find(|r| r.container == g.name)
+            .map(|r| (r, r.target));
+        let (rec, target) = match target {
+            Some((rec, Some(t))) => (rec, t),
+            Some((_, None)) => {
+                let mut f = finding(
+                    Rule::VpaPeak,
+                    Severity::Warn,
+                    format!(
+                        "{}: VPA {name} gives it no memory target: not compared",
+                        g.name
+                    ),
+                );
+                f.container = Some(g.name.to_string());
+                out.push(f);
+                continue;
+            }
+            None if compared_any => {
+                let mut f = finding(
+                    Rule::VpaPeak,
+                    Severity::Warn,
+                    format!(
+                        "{}: VPA {name} has no recommendation for it (its containerPolicies may \
+                         turn it off): not compared",
+                        g.name
+                    ),
+                );
+                f.container = Some(g.name.to_string());
+                out.push(f);
+                continue;
+            }
+            None => continue,
         };
-        let Some(target) = rec.target else { continue };
         if let Some(peak) = g.peak() {
             out.push(vpa_peak(
                 run, g.name, peak.pod, peak.bytes, peak.at, rec, target, tol, fail,
@@ -279,6 +315,35 @@ mod tests {
         assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Warn]);
         let fs = check(&p, &run_with(550 * MIB, None, rec(512 * MIB, false)));
         assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Pass]);
+    }
+
+    #[test]
+    fn a_container_the_vpa_does_not_compare_is_named_not_left_out() {
+        let p = policy(LowConfidencePolicy::Warn);
+        // a sidecar beside the compared app: named
+        let mut run = run_with(550 * MIB, None, rec(512 * MIB, false));
+        run.containers
+            .push(series("web-1", "sidecar", Some(64 * MIB), 20 * MIB));
+        let fs = check(&p, &run);
+        let side: Vec<_> = fs
+            .iter()
+            .filter(|f| f.container.as_deref() == Some("sidecar"))
+            .collect();
+        assert_eq!(side.len(), 1, "{fs:#?}");
+        assert_eq!(side[0].severity, Severity::Warn);
+        assert!(
+            side[0].message.contains("no recommendation"),
+            "{}",
+            side[0].message
+        );
+        // a recommendation without a memory target: named
+        let mut vpa = rec(512 * MIB, false);
+        if let VpaStatus::Recommendation { containers, .. } = &mut vpa {
+            containers[0].target = None;
+        }
+        let fs = check(&p, &run_with(550 * MIB, None, vpa));
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Warn]);
+        assert!(fs.iter().any(|f| f.message.contains("no memory target")));
     }
 
     #[test]

@@ -89,11 +89,11 @@ pub async fn judge_k6(
     let mut alternatives: Vec<String> = resolved
         .pods
         .iter()
-        .map(|p| regex_escape(&p.name))
+        .map(|p| k8s::regex_escape(&p.name))
         .collect();
     match &k.workload {
         WorkloadRef::Deployment(n) | WorkloadRef::StatefulSet(n) | WorkloadRef::DaemonSet(n) => {
-            alternatives.push(format!("{}-.+", regex_escape(n)))
+            alternatives.push(format!("{}-.+", k8s::regex_escape(n)))
         }
         WorkloadRef::Selector(_) => {}
     }
@@ -300,16 +300,4 @@ fn incomplete(
         ));
     }
     out
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_string()
-            } else {
-                format!("[{c}]")
-            }
-        })
-        .collect()
 }

@@ -440,7 +440,7 @@ pub fn pods_regex(names: &[String]) -> String {
 
 /// Escapes regex metacharacters; `.` and friends as one-character classes so no backslash is
 /// needed (PromQL string literals would need it doubled).
-fn regex_escape(s: &str) -> String {
+pub fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
