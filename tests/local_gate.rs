@@ -282,6 +282,67 @@ fn failing_responses_fail_on_error_rate() {
     );
 }
 
+/// Issue 13 item 5: with no error-rate threshold, a load that mostly fails is not the load the
+/// scenario describes (error pages are cheap), so the memory verdict cannot stand. Control: the
+/// same service failing 5 % passes; an explicit threshold above the share keeps its meaning.
+#[test]
+fn a_mostly_failing_load_without_a_threshold_is_inconclusive_and_a_threshold_keeps_its_meaning() {
+    if !require_cgroups() {
+        return;
+    }
+    let stages = "[{ duration: 1s, users: 4 }, { duration: 2s, users: 4 }]";
+    let mostly_failing = "--baseline, 16Mi, --fail-ratio, \"0.4\"";
+    let case = Case::new(&scenario(mostly_failing, "128Mi", stages, ""));
+    let o = case.run(&[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let r = case.report();
+    assert_eq!(r["verdict"], "inconclusive", "{r:#}");
+    let f = findings(&r, "error-rate", "inconclusive");
+    assert_eq!(f.len(), 1, "{r:#}");
+    let message = f[0]["message"].as_str().unwrap();
+    for part in [
+        "is above the default 10%",
+        "500 ×",
+        "load.thresholds.error_rate",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+
+    let explicit = Case::new(&scenario(
+        mostly_failing,
+        "128Mi",
+        stages,
+        "  thresholds: { error_rate: 60% }\n",
+    ));
+    let o = explicit.run(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        findings(&explicit.report(), "error-rate", "pass").len(),
+        1,
+        "{:#}",
+        explicit.report()
+    );
+
+    let control = Case::new(&scenario(
+        "--baseline, 16Mi, --fail-ratio, \"0.05\"",
+        "128Mi",
+        stages,
+        "",
+    ));
+    let o = control.run(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = control.report();
+    let f = findings(&r, "error-rate", "pass");
+    assert_eq!(f.len(), 1, "{r:#}");
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within the default 10%"),
+        "{r:#}"
+    );
+}
+
 #[test]
 fn sigterm_writes_partial_reports_and_cleans_up() {
     if !require_cgroups() {

@@ -1,10 +1,17 @@
 //! Load rules, run-wide: `latency` (p95 against `load.thresholds.p95`) and `error-rate`
 //! (failures against `load.thresholds.error_rate`). Independently of any threshold, a run that
 //! sent no request is inconclusive and a run whose every request failed fails: in both cases the
-//! memory was not measured under the load the scenario describes.
+//! memory was not measured under the load the scenario describes. Without a threshold, a run
+//! whose failures exceed [`DEFAULT_MAX_ERROR_RATE`] is inconclusive: the memory was measured
+//! under a load that mostly never reached the service's real code path (error pages are cheap).
+//! An explicit threshold keeps its meaning, whatever its value.
 
 use super::{finding, format_ms, format_share, format_shares};
 use crate::model::{Finding, LoadStats, Policy, Rule, Run, Severity};
+
+/// The share of failed requests above which, with no `load.thresholds.error_rate` set, the load
+/// is not the intended load and the memory verdict cannot stand: 10 %.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.10;
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     let load = &run.load;
@@ -143,28 +150,51 @@ fn error_rate(policy: &Policy, load: &LoadStats) -> Finding {
                     ),
                 )
             }
-            None => finding(
-                Rule::ErrorRate,
-                Severity::Pass,
-                format!(
-                    "error rate {} ({counts}); no error-rate threshold is set",
-                    format_share(rate)
-                ),
-            ),
+            None if rate > DEFAULT_MAX_ERROR_RATE => {
+                let (observed, threshold) = format_shares(rate, DEFAULT_MAX_ERROR_RATE);
+                finding(
+                    Rule::ErrorRate,
+                    Severity::Inconclusive,
+                    format!(
+                        "error rate {observed} ({counts}{}) is above the default {threshold}: \
+                         memory was measured under a load that mostly did not reach the \
+                         service's real code path; fix what fails, or set \
+                         load.thresholds.error_rate if these failures are expected",
+                        top_statuses(load)
+                            .map(|t| format!("; {t}"))
+                            .unwrap_or_default()
+                    ),
+                )
+            }
+            None => {
+                let (observed, threshold) = format_shares(rate, DEFAULT_MAX_ERROR_RATE);
+                finding(
+                    Rule::ErrorRate,
+                    Severity::Pass,
+                    format!(
+                        "error rate {observed} ({counts}) is within the default {threshold}; \
+                         no error-rate threshold is set"
+                    ),
+                )
+            }
         }
     };
     f.observed = Some(rate);
-    f.threshold = policy.max_error_rate;
+    f.threshold = Some(policy.max_error_rate.unwrap_or(DEFAULT_MAX_ERROR_RATE));
     f
 }
 
-/// " (status 503 ×1180, 502 ×20)": the three most frequent status codes, when known; requests
-/// without any answer as " (no HTTP response ×1349)".
+/// " (status 503 ×1180, 502 ×20)": [`top_statuses`] in parentheses, or nothing when unknown.
 fn status_summary(load: &LoadStats) -> String {
+    top_statuses(load)
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default()
+}
+
+/// "status 503 ×1180, 502 ×20": the three most frequent status codes, when known; requests
+/// without any answer as "no HTTP response ×1349".
+fn top_statuses(load: &LoadStats) -> Option<String> {
     let mut codes: Vec<(u16, u64)> = load.status_codes.iter().map(|(&c, &n)| (c, n)).collect();
-    if codes.is_empty() {
-        return String::new();
-    }
     codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let shown: Vec<String> = codes
         .iter()
@@ -184,7 +214,7 @@ fn status_summary(load: &LoadStats) -> String {
         .into_iter()
         .chain(unanswered)
         .collect();
-    format!(" ({})", parts.join("; "))
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 #[cfg(test)]
@@ -318,11 +348,53 @@ mod tests {
     }
 
     #[test]
-    fn without_a_threshold_the_error_rate_is_reported_as_a_pass() {
+    fn without_a_threshold_a_low_error_rate_passes_against_the_default() {
         let f = one(&healthy_run(), &Policy::default(), Rule::ErrorRate);
         assert_eq!(f.severity, Severity::Pass);
-        assert!(f.message.ends_with("no error-rate threshold is set"));
-        assert_eq!(f.threshold, None);
+        assert!(
+            f.message
+                .ends_with("is within the default 10%; no error-rate threshold is set"),
+            "{}",
+            f.message
+        );
+        assert_eq!(f.threshold, Some(DEFAULT_MAX_ERROR_RATE));
+    }
+
+    #[test]
+    fn without_a_threshold_a_mostly_failing_load_is_inconclusive_naming_share_and_statuses() {
+        let mut run = healthy_run(); // 12000 requests
+        run.load.failures = 4_800; // 40 %
+        run.load.status_codes = BTreeMap::from([(200, 7_200), (503, 4_000), (0, 800)]);
+        let f = one(&run, &Policy::default(), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Inconclusive);
+        assert_eq!(
+            f.message,
+            "error rate 40% (4800 of 12000 requests failed; status 200 ×7200, 503 ×4000; \
+             no HTTP response ×800) is above the default 10%: memory was measured under a load \
+             that mostly did not reach the service's real code path; fix what fails, or set \
+             load.thresholds.error_rate if these failures are expected"
+        );
+        assert_eq!(
+            evaluate(&Policy::default(), &run).outcome,
+            Outcome::Inconclusive
+        );
+        // At the default exactly: still the intended load.
+        run.load.failures = 1_200;
+        assert_eq!(
+            one(&run, &Policy::default(), Rule::ErrorRate).severity,
+            Severity::Pass
+        );
+    }
+
+    #[test]
+    fn an_explicit_threshold_keeps_its_meaning_above_the_default() {
+        let mut run = healthy_run();
+        run.load.failures = 4_800; // 40 %
+        let f = one(&run, &thresholds(500, 0.5), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Pass, "{}", f.message);
+        assert_eq!(f.threshold, Some(0.5));
+        let f = one(&run, &thresholds(500, 0.3), Rule::ErrorRate);
+        assert_eq!(f.severity, Severity::Fail, "{}", f.message);
     }
 
     #[test]

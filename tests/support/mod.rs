@@ -144,13 +144,15 @@ pub fn findings<'a>(
         .unwrap_or_default()
 }
 
-/// Cgroups named oomgate-* left behind anywhere under /sys/fs/cgroup (v1 or v2; oomgate nests
-/// them under its own cgroup, which may be several levels deep) by an oomgate process that has
-/// exited. A cgroup is named `oomgate-<hint>-<pid>-<n>`; one whose process still runs belongs to
-/// a test running in parallel and is not a leftover.
+/// Cgroups named oomgate-* left behind (v1 or v2) by an oomgate process that has exited, under
+/// this test's own memory cgroup: oomgate nests its cgroups under the cgroup it runs in, which is
+/// the test's (several levels deep at most). Other process trees on the machine (a second
+/// checkout's tests, a killed shell) are not this test's business. A cgroup is named
+/// `oomgate-<hint>-<pid>-<n>`; one whose process still runs belongs to a test running in
+/// parallel and is not a leftover.
 pub fn leftover_cgroups() -> Vec<String> {
     let mut left = Vec::new();
-    let mut stack = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
+    let mut stack: Vec<(PathBuf, usize)> = own_cgroup_dirs().into_iter().map(|d| (d, 0)).collect();
     while let Some((dir, depth)) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -170,6 +172,33 @@ pub fn leftover_cgroups() -> Vec<String> {
         }
     }
     left
+}
+
+/// This process's memory cgroup directories, from /proc/self/cgroup: the v1 `memory` hierarchy
+/// and the v2 unified one, whichever exist; the whole /sys/fs/cgroup when neither can be read.
+fn own_cgroup_dirs() -> Vec<PathBuf> {
+    let table = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let dirs: Vec<PathBuf> = table
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let path = path.trim_start_matches('/');
+            if controllers.split(',').any(|c| c == "memory") {
+                Some(Path::new("/sys/fs/cgroup/memory").join(path))
+            } else if id == "0" && controllers.is_empty() {
+                Some(Path::new("/sys/fs/cgroup").join(path))
+            } else {
+                None
+            }
+        })
+        .filter(|d| d.is_dir())
+        .collect();
+    if dirs.is_empty() {
+        vec![PathBuf::from("/sys/fs/cgroup")]
+    } else {
+        dirs
+    }
 }
 
 /// Whether the process named in `oomgate-<hint>-<pid>-<n>` is still alive.
