@@ -494,11 +494,14 @@ impl fmt::Display for Rule {
     }
 }
 
-/// How bad a finding is. Ordered: a verdict takes the worst.
+/// How bad a finding is. Ordered: a verdict takes the worst. `Skipped` is a rule this run could
+/// not judge (the message says why: "no hold of 1m or more", "no VPA configured"): it never
+/// counts as a pass, and alone it does not change a passing verdict either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Pass,
+    Skipped,
     Warn,
     Inconclusive,
     Fail,

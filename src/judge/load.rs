@@ -6,7 +6,7 @@
 //! under a load that mostly never reached the service's real code path (error pages are cheap).
 //! An explicit threshold keeps its meaning, whatever its value.
 
-use super::{finding, format_ms, format_share, format_shares};
+use super::{finding, format_ms, format_shares};
 use crate::model::{Finding, LoadStats, Policy, Rule, Run, Severity};
 
 /// The share of failed requests above which, with no `load.thresholds.error_rate` set, the load

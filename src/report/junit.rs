@@ -183,6 +183,14 @@ fn testcase(case: &Case<'_>, out: &mut String) {
                 text(&body)
             );
         }
+        Severity::Skipped => {
+            let _ = writeln!(
+                out,
+                ">\n      <skipped message=\"{}\"/>\n      <system-out>{}</system-out>\n    </testcase>",
+                attr(&format!("not judged: {message}")),
+                text(&body)
+            );
+        }
         Severity::Warn | Severity::Pass => {
             let _ = writeln!(
                 out,

@@ -134,6 +134,7 @@ fn title(row: &ContainerRow, area: &Area<'_>) -> Res {
         Some(Severity::Fail) => (format!("FAIL: {}", failing.join(", ")), LIMIT),
         Some(Severity::Inconclusive) => ("INCONCLUSIVE".to_string(), WARN),
         Some(Severity::Warn) => (format!("WARN: {}", failing.join(", ")), WARN),
+        Some(Severity::Skipped) => (format!("PASS, not judged: {}", failing.join(", ")), PASS),
         Some(Severity::Pass) => ("PASS".to_string(), PASS),
         None => (String::new(), INK),
     };

@@ -78,6 +78,7 @@ fn mark(s: Severity) -> (&'static str, &'static str) {
         Severity::Fail => ("✗", RED),
         Severity::Inconclusive => ("?", YELLOW),
         Severity::Warn => ("!", YELLOW),
+        Severity::Skipped => ("-", DIM),
         Severity::Pass => ("✓", GREEN),
     }
 }
@@ -87,12 +88,7 @@ fn result_cell(s: Option<Severity>) -> Cell {
         None => cell("—"),
         Some(s) => {
             let (m, style) = mark(s);
-            let word = match s {
-                Severity::Fail => "fail",
-                Severity::Inconclusive => "inconclusive",
-                Severity::Warn => "warn",
-                Severity::Pass => "pass",
-            };
+            let word = super::text::severity_word(s);
             styled(format!("{m} {word}"), style)
         }
     }
@@ -100,10 +96,6 @@ fn result_cell(s: Option<Severity>) -> Cell {
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-fn rule_list(rules: &[Rule]) -> String {
-    rules.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
 }
 
 impl TerminalReporter {
@@ -153,51 +145,12 @@ impl TerminalReporter {
     }
 
     fn verdict(&self, view: &ReportView, out: &mut dyn Write) -> io::Result<()> {
-        let (word, style, detail) = match view.outcome {
-            Outcome::Fail => {
-                let rules = view.rules_with(Severity::Fail);
-                let n = rules.len();
-                (
-                    "FAIL",
-                    RED,
-                    format!(
-                        "{} ({})",
-                        plural(n, "failing rule", "failing rules"),
-                        rule_list(&rules)
-                    ),
-                )
-            }
-            Outcome::Inconclusive => (
-                "INCONCLUSIVE",
-                YELLOW,
-                format!(
-                    "not enough data to judge ({})",
-                    rule_list(&view.rules_with(Severity::Inconclusive))
-                ),
-            ),
-            Outcome::Pass => {
-                let passed = view.count(Severity::Pass);
-                let warnings = view.rules_with(Severity::Warn);
-                if warnings.is_empty() {
-                    (
-                        "PASS",
-                        GREEN,
-                        format!("all {} passed", plural(passed, "check", "checks")),
-                    )
-                } else {
-                    (
-                        "PASS",
-                        GREEN,
-                        format!(
-                            "{} passed, {} ({})",
-                            plural(passed, "check", "checks"),
-                            plural(view.count(Severity::Warn), "warning", "warnings"),
-                            rule_list(&warnings)
-                        ),
-                    )
-                }
-            }
+        let (word, style) = match view.outcome {
+            Outcome::Fail => ("FAIL", RED),
+            Outcome::Inconclusive => ("INCONCLUSIVE", YELLOW),
+            Outcome::Pass => ("PASS", GREEN),
         };
+        let detail = view.headline();
         writeln!(
             out,
             "{}  {} — {detail}",

@@ -13,12 +13,13 @@ use crate::judge::{clock, format_ms, format_share};
 use crate::model::{LowConfidencePolicy, Outcome, Severity, StageKind};
 use crate::units::{format_bytes, format_duration, format_percent};
 
-/// "fail", "inconclusive", "warn", "pass".
+/// "fail", "inconclusive", "warn", "skipped", "pass".
 pub fn severity_word(s: Severity) -> &'static str {
     match s {
         Severity::Fail => "fail",
         Severity::Inconclusive => "inconclusive",
         Severity::Warn => "warn",
+        Severity::Skipped => "skipped",
         Severity::Pass => "pass",
     }
 }
@@ -29,6 +30,7 @@ pub fn severity_icon(s: Severity) -> &'static str {
         Severity::Fail => "❌",
         Severity::Inconclusive => "❔",
         Severity::Warn => "⚠️",
+        Severity::Skipped => "⏭️",
         Severity::Pass => "✅",
     }
 }

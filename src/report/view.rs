@@ -460,7 +460,8 @@ impl ReportView {
 
     /// The verdict in words, to follow the verdict itself: "2 failing rules (headroom,
     /// oom-killed)", "not enough data to judge (coverage)", "all 12 checks passed",
-    /// "11 checks passed, 1 warning (vpa-peak)".
+    /// "11 checks passed, 1 warning (vpa-peak)", "8 checks passed, 2 not judged (leak,
+    /// capacity)": a rule that was not judged is counted apart from the passes.
     pub fn headline(&self) -> String {
         let list = |rules: Vec<Rule>| rules.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ");
         match self.outcome {
@@ -479,16 +480,27 @@ impl ReportView {
             ),
             Outcome::Pass => {
                 let passed = plural(self.count(Severity::Pass), "check", "checks");
+                let skipped = self.rules_with(Severity::Skipped);
                 let warnings = self.rules_with(Severity::Warn);
-                if warnings.is_empty() {
-                    format!("all {passed} passed")
-                } else {
-                    format!(
-                        "{passed} passed, {} ({})",
+                if warnings.is_empty() && skipped.is_empty() {
+                    return format!("all {passed} passed");
+                }
+                let mut parts = vec![format!("{passed} passed")];
+                if !skipped.is_empty() {
+                    parts.push(format!(
+                        "{} not judged ({})",
+                        self.count(Severity::Skipped),
+                        list(skipped)
+                    ));
+                }
+                if !warnings.is_empty() {
+                    parts.push(format!(
+                        "{} ({})",
                         plural(self.count(Severity::Warn), "warning", "warnings"),
                         list(warnings)
-                    )
+                    ));
                 }
+                parts.join(", ")
             }
         }
     }
@@ -566,13 +578,14 @@ fn worst(results: &mut BTreeMap<Rule, Severity>, f: &Finding) {
     *entry = (*entry).max(f.severity);
 }
 
-/// Sort key: fail, inconclusive, warn, pass.
+/// Sort key: fail, inconclusive, warn, skipped, pass.
 fn severity_rank(s: Severity) -> u8 {
     match s {
         Severity::Fail => 0,
         Severity::Inconclusive => 1,
         Severity::Warn => 2,
-        Severity::Pass => 3,
+        Severity::Skipped => 3,
+        Severity::Pass => 4,
     }
 }
 
