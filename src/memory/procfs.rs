@@ -1,7 +1,8 @@
 //! The fallback memory source for a local workload that could not get a memory cgroup (no
 //! permission, no controller): `ProcTreeSource` sums the proportional set size (PSS, see `pss`)
 //! of the service's processes from /proc. It is cruder than the cgroup source and the report
-//! says so: page cache is left out, there is no kernel peak counter (a spike between two ticks
+//! says so: page cache is left out (PSS has only the processes' shares of the file pages they
+//! map), there is no kernel peak counter (a spike between two ticks
 //! is missed) and no OOM-kill counter. `workload::local` builds it; the sampler polls it.
 //!
 //! Which processes are the service's: when the root leads its own session or process group
@@ -446,11 +447,11 @@ mod tests {
         assert_eq!(parse_pid(b"12a"), None);
     }
 
+    type FakeProc<'a> = (u32, &'a str, char, u32, u32, u32, Option<u64>, u64);
+
     /// A /proc made of plain files: (pid, name, state, ppid, pgrp, session, smaps_rollup Pss kB
     /// or None for no smaps_rollup, statm resident pages).
-    fn fake_proc(
-        procs: &[(u32, &str, char, u32, u32, u32, Option<u64>, u64)],
-    ) -> tempfile::TempDir {
+    fn fake_proc(procs: &[FakeProc]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for &(pid, name, state, ppid, pgrp, session, pss, resident) in procs {
             let p = dir.path().join(pid.to_string());
@@ -642,20 +643,28 @@ mod tests {
         let mut src = ProcTreeSource::new(root, "local", "daemon");
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut found = Vec::new();
+        let mut orphan = None;
         while Instant::now() < deadline {
             found = service_processes(root)
                 .unwrap()
                 .into_iter()
                 .map(|p| p.pid)
                 .collect();
-            let orphaned = found.iter().any(|&p| {
+            // Re-parented for good: its parent is neither the root nor a live process of the
+            // session (a subshell that is exiting may still be its parent for a moment).
+            let stat = |pid: u32| {
+                fs::read(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| parse_stat(&s))
+            };
+            orphan = found.iter().copied().find(|&p| {
                 p != root
-                    && fs::read(format!("/proc/{p}/stat"))
-                        .ok()
-                        .and_then(|s| parse_stat(&s))
-                        .is_some_and(|s| s.ppid != root)
+                    && stat(p).is_some_and(|s| {
+                        s.ppid != root
+                            && stat(s.ppid).is_none_or(|q| q.session != root || is_dead(q.state))
+                    })
             });
-            if found.len() == 2 && orphaned {
+            if found.len() == 2 && orphan.is_some() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -665,10 +674,11 @@ mod tests {
             2,
             "the root and the re-parented sleep: {found:?}"
         );
+        let orphan = orphan.expect("the sleep was re-parented");
         let m = src.measure().unwrap().expect("the root runs");
         assert_eq!(m.processes, 2, "{m:?}");
         // A plain tree walk would have lost it.
-        assert_eq!(src.tree().unwrap(), vec![root]);
+        assert!(!src.tree().unwrap().contains(&orphan));
         kill(&found);
         child.wait().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);

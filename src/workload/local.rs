@@ -44,7 +44,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What the /proc fallback measures, for its note.
 const PROC_FALLBACK: &str = "memory read from /proc as the PSS of the service's processes \
      (its session, its process group and their descendants; the main process is a child \
-     subreaper, so daemons stay its descendants; not counted: page cache, processes started \
+     subreaper, so daemons stay its descendants; not counted: page cache beyond the file pages they map, processes started \
      for it by another program such as a service manager; no kernel peak, no OOM-kill counter)";
 /// Without a ready_url the service must still be running after this long.
 const SETTLE: Duration = Duration::from_secs(1);
