@@ -1,7 +1,10 @@
 //! Fail closed, local workloads: the real `oomgate` binary against the real demo service in a
 //! real memory cgroup, with the failure happening for real (an output directory that cannot be
 //! written, a service that never becomes ready, a service killed mid-run). None of these may end
-//! in a pass, and each must leave no cgroup and no service process behind.
+//! in a pass, and each must leave no cgroup and no service process behind. The last tests run
+//! the gate without permission for a memory cgroup (as `nobody` when the tests run as root), so
+//! it measures the service from /proc: a daemon the service double-forks and a copy-on-write
+//! buffer its children share must be counted as they really are.
 
 mod support;
 
@@ -306,4 +309,200 @@ fn a_sigterm_as_the_load_starts_still_stops_it_at_once() {
         assert_ne!(r["verdict"], "pass", "{r:#}");
     }
     assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}
+
+/// Python helpers for the /proc fallback tests, run by the service's shell before it execs the
+/// demo service. `daemon MIB MARK`: fork, setsid, fork again (the classic daemon, out of the
+/// service's session and group), the daemon touches MIB MiB and sleeps; the first process waits
+/// for the middle one, so the daemon runs before the demo service starts. `cow MIB N MODE MARK`:
+/// touch MIB MiB, fork N children that `read` it (pages stay shared) or `write` every page
+/// (each gets a private copy), and sleep.
+const HELPER: &str = r#"
+import os, sys, time
+kind, mib = sys.argv[1], int(sys.argv[2])
+def quiet():
+    fd = os.open('/dev/null', os.O_RDWR)
+    for i in (0, 1, 2):
+        os.dup2(fd, i)
+if kind == 'daemon':
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            quiet()
+            buf = bytearray(b'\x01') * (mib << 20)
+            time.sleep(120)
+        os._exit(0)
+    os.wait()
+else:
+    n, mode = int(sys.argv[3]), sys.argv[4]
+    quiet()
+    buf = bytearray(b'\x01') * (mib << 20)
+    for _ in range(n):
+        if os.fork() == 0:
+            if mode == 'write':
+                for i in range(0, len(buf), 4096):
+                    buf[i] = 2
+            else:
+                total = sum(buf[::4096])
+            time.sleep(120)
+            os._exit(0)
+    time.sleep(120)
+"#;
+
+/// A scenario whose service runs `helper_args` (see `HELPER`) and then (`then` = `&&`) or
+/// meanwhile (`&`) the demo service, under `limit` with 20% headroom; `{MARK}` in the arguments
+/// names the helper's processes.
+fn fallback_scenario(helper_args: &str, then: &str, limit: &str) -> String {
+    format!(
+        r#"name: proc-fallback
+workload:
+  local:
+    command: ["sh", "-c", "/usr/bin/python3 {{DIR}}/helper.py {helper_args} {{MARK}} {then} exec {{BIN}} demo-service --listen 127.0.0.1:{{PORT}} --baseline 1Mi"]
+    ready_url: http://127.0.0.1:{{PORT}}/healthz
+    ready_timeout: 20s
+    limit: {limit}
+    container: app
+load:
+  stages: [{{ duration: 6s, users: 2 }}]
+  requests:
+    - {{ name: work, path: /api/work, expect_status: 200 }}
+  think_time: 5ms..15ms
+memory:
+  interval: 500ms
+policy:
+  headroom: 20%
+"#
+    )
+}
+
+/// Processes (not zombies) whose command line contains `mark`.
+fn marked(mark: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(mark) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Run the gate on a /proc-fallback case: as `nobody` when this test runs as root (so it has
+/// no permission for a memory cgroup), as is otherwise (then it has none anyway). Checks that
+/// the report really came from the fallback, and that no helper process is left behind.
+fn run_on_proc(
+    helper_args: &str,
+    then: &str,
+    limit: &str,
+) -> (std::process::Output, serde_json::Value) {
+    use std::os::unix::process::CommandExt;
+    let mark = format!(
+        "oomgate-procfs-{}-{}",
+        std::process::id(),
+        support::free_port()
+    );
+    let case = Case::new(&fallback_scenario(helper_args, then, limit).replace("{MARK}", &mark));
+    let dir = case.dir.path();
+    std::fs::write(dir.join("helper.py"), HELPER).unwrap();
+    let scenario = std::fs::read_to_string(&case.scenario)
+        .unwrap()
+        .replace("{DIR}", dir.to_str().unwrap());
+    std::fs::write(&case.scenario, scenario).unwrap();
+    let mut cmd = Command::new(support::oomgate());
+    cmd.args([
+        "run",
+        case.scenario.to_str().unwrap(),
+        "--out",
+        case.out_dir().to_str().unwrap(),
+    ])
+    .env("HOME", dir);
+    if unsafe { libc_geteuid() } == 0 {
+        const NOBODY: u32 = 65534;
+        std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+        // std drops the supplementary groups too when root sets a uid.
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let o = run_bounded(&mut cmd, Duration::from_secs(90));
+    assert!(case.out_dir().join("report.json").exists(), "{}", text(&o));
+    let r = case.report();
+    assert_eq!(r["memory"]["source"], "procfs", "{}", text(&o));
+    assert_eq!(r["memory"]["limit_enforced"], false, "{}", text(&o));
+    // Cleanup reached the helper's processes, the daemon out of the session included.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !marked(&mark).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(marked(&mark).is_empty(), "left behind: {:?}", marked(&mark));
+    eprintln!(
+        "{helper_args}: verdict {}, peak {:.1} MiB",
+        r["verdict"],
+        r["containers"][0]["peak_bytes"].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0)
+    );
+    (o, r)
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn peak(r: &serde_json::Value) -> f64 {
+    r["containers"][0]["peak_bytes"].as_f64().expect("a peak")
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+#[test]
+fn without_a_cgroup_a_daemon_that_left_the_session_is_counted() {
+    // 150 MiB in a double-forked, setsid daemon; the service itself stays small. Allowed:
+    // 128 MiB × 80% = 102.4 MiB.
+    let (o, r) = run_on_proc("daemon 150", "&&", "128Mi");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
+    assert_eq!(findings(&r, "headroom", "fail").len(), 1, "{r:#}");
+    assert!(peak(&r) > 150.0 * MIB, "peak {} MiB: {r:#}", peak(&r) / MIB);
+    let notes = r["memory"]["notes"].to_string();
+    assert!(
+        notes.contains("limit not enforced") && notes.contains("PSS"),
+        "{notes}"
+    );
+    assert!(!notes.contains("RSS instead of PSS"), "{notes}");
+
+    // Control: the same daemon holding nothing passes.
+    let (o, r) = run_on_proc("daemon 0", "&&", "128Mi");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(r["verdict"], "pass", "{r:#}");
+    assert!(peak(&r) < 60.0 * MIB, "peak {} MiB", peak(&r) / MIB);
+}
+
+#[test]
+fn without_a_cgroup_copy_on_write_pages_count_once() {
+    // 64 MiB touched, then 4 children that only read it: about one copy (PSS), not five (RSS
+    // would be > 320 MiB). Allowed: 256 MiB × 80% = 204.8 MiB.
+    let (o, r) = run_on_proc("cow 64 4 read", "&", "256Mi");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(r["verdict"], "pass", "{r:#}");
+    let shared = peak(&r);
+    assert!(
+        shared > 64.0 * MIB && shared < 2.0 * 64.0 * MIB,
+        "peak {} MiB is not about one copy of 64 MiB: {r:#}",
+        shared / MIB
+    );
+
+    // Control: children that write every page own private copies, and all five are counted.
+    let (o, r) = run_on_proc("cow 64 4 write", "&", "256Mi");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(findings(&r, "headroom", "fail").len(), 1, "{r:#}");
+    assert!(
+        peak(&r) > 5.0 * 64.0 * MIB,
+        "peak {} MiB is not five copies of 64 MiB: {r:#}",
+        peak(&r) / MIB
+    );
 }

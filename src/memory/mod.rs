@@ -14,6 +14,7 @@ pub mod clock;
 pub mod metrics_api;
 pub mod procfs;
 pub mod prometheus;
+pub mod pss;
 
 /// A boxed future, so sources can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -64,6 +65,11 @@ pub trait MemorySource: Send {
     fn name(&self) -> &'static str;
     /// Read every measured container once. An empty vector means "no data this tick".
     fn poll(&mut self) -> BoxFuture<'_, Result<Vec<Observation>, SourceError>>;
+    /// Caveats the source found while polling, for the report's memory notes (e.g. the /proc
+    /// fallback counting some processes by RSS instead of PSS).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 pub mod sampler;
 pub mod tally;

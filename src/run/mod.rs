@@ -398,6 +398,10 @@ pub(crate) async fn measure(
     ended_early = ended_early
         .map(|reason| ran_share(sc, driver_name, &outcome, started_at, load_ended, reason));
     let mut memory_notes = p.notes.clone();
+    for note in p.source.notes() {
+        log::warn!("{note}");
+        memory_notes.push(note);
+    }
     if let Some(note) = failures.note(p.source.name(), &p.sampler) {
         log::warn!("{note}");
         memory_notes.push(note);

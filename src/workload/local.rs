@@ -3,11 +3,14 @@
 //! kernel enforces it (and OOM-kills) exactly as a container runtime would. The process joins
 //! the cgroup between fork and exec, so it and every descendant are counted from the first
 //! byte. Without permission for a cgroup (or without a memory controller) it still runs, the
-//! limit is only declared (`limit_enforced() == false`) and memory comes from /proc RSS of the
-//! process tree; a note says so. Output is forwarded line by line to the log, readiness is an
+//! limit is only declared (`limit_enforced() == false`) and memory is the PSS of the service's
+//! processes from /proc; a note says so. The service always leads its own session, and
+//! without a cgroup its main process is a child subreaper, so the /proc fallback finds its
+//! daemons too (`process_group`). Output is forwarded line by line to the log, readiness is an
 //! HTTP probe of `ready_url`, and `shutdown` (or, best effort, drop) leaves no process or
-//! cgroup behind. (Without a cgroup, cleanup reaches the service's process group only: a
-//! descendant that calls `setsid` escapes it.) The runner owns a `LocalWorkload`; the sampler gets its `memory_source()`.
+//! cgroup behind. (Without a cgroup, cleanup reaches the processes of the service's session and
+//! group and their descendants, which includes a daemon that called `setsid` while the main
+//! process still ran; one that left the session after the main process exited escapes it.) The runner owns a `LocalWorkload`; the sampler gets its `memory_source()`.
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
@@ -28,6 +31,8 @@ use crate::memory::cgroup::{CgroupError, CgroupSource, CgroupVersion, MemoryCgro
 use crate::memory::procfs::ProcTreeSource;
 use crate::memory::MemorySource;
 
+use super::process_group::{self, Processes};
+
 /// How many lines of the service's output are kept for error messages.
 const KEPT_LINES: usize = 20;
 /// Longer output lines are cut (the rest of the line is dropped).
@@ -36,6 +41,11 @@ const MAX_LINE: usize = 8 * 1024;
 const PROBE_PAUSE: Duration = Duration::from_millis(100);
 /// Timeout of one readiness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// What the /proc fallback measures, for its note.
+const PROC_FALLBACK: &str = "memory read from /proc as the PSS of the service's processes \
+     (its session, its process group and their descendants; the main process is a child \
+     subreaper, so daemons stay its descendants; not counted: page cache beyond the file pages they map, processes started \
+     for it by another program such as a service manager; no kernel peak, no OOM-kill counter)";
 /// Without a ready_url the service must still be running after this long.
 const SETTLE: Duration = Duration::from_secs(1);
 /// Grace period between SIGTERM and SIGKILL in `shutdown`.
@@ -409,6 +419,8 @@ pub struct LocalWorkload {
     cgroup: Option<MemoryCgroup>,
     version: Option<CgroupVersion>,
     notes: Vec<String>,
+    /// Without a cgroup: the service's processes seen so far, for cleanup.
+    processes: Processes,
     output: Ring,
     forwarders: Vec<JoinHandle<()>>,
 }
@@ -449,17 +461,12 @@ impl LocalWorkload {
                     }
                     _ => "this host has no cgroup memory controller",
                 };
-                let note = if spec.limit.is_some() {
-                    format!(
-                        "limit not enforced: {why}; memory read from /proc RSS of the process \
-                         tree (no kernel peak, no OOM-kill counter) — {e}"
-                    )
+                let head = if spec.limit.is_some() {
+                    "limit not enforced"
                 } else {
-                    format!(
-                        "no memory cgroup: {why}; memory read from /proc RSS of the process \
-                         tree (no kernel peak, no OOM-kill counter) — {e}"
-                    )
+                    "no memory cgroup"
                 };
+                let note = format!("{head}: {why}; {PROC_FALLBACK} — {e}");
                 log::warn!("{note}");
                 notes.push(note);
                 None
@@ -474,13 +481,20 @@ impl LocalWorkload {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true);
-        let mut context = String::new();
+        let mut context = " (or could not start a new session for it)".to_string();
+        let subreaper = cgroup.is_none();
+        if subreaper {
+            context =
+                " (or could not start a new session for it or make it a child subreaper)".into();
+        }
         let mut procs_path: Option<CString> = None;
         if let Some(cg) = &cgroup {
             let procs = cg.procs_file();
-            context = format!(" (or could not join memory cgroup {})", cg.path().display());
+            context = format!(
+                " (or could not start a new session for it or join memory cgroup {})",
+                cg.path().display()
+            );
             procs_path = Some(CString::new(procs.as_os_str().as_bytes()).map_err(|_| {
                 LocalError::Cgroup(CgroupError::Io {
                     action: "use the cgroup path",
@@ -495,6 +509,10 @@ impl LocalWorkload {
         unsafe {
             cmd.pre_exec(move || {
                 die_with_parent(parent)?;
+                process_group::new_session()?;
+                if subreaper {
+                    process_group::become_subreaper()?;
+                }
                 match &procs_path {
                     Some(procs) => join_cgroup(procs),
                     None => Ok(()),
@@ -540,6 +558,7 @@ impl LocalWorkload {
             cgroup,
             version,
             notes,
+            processes: Processes::default(),
             output,
             forwarders,
         };
@@ -676,7 +695,8 @@ impl LocalWorkload {
         snapshot(&self.output)
     }
 
-    /// The memory source for the sampler: the cgroup's files, or /proc RSS of the process tree.
+    /// The memory source for the sampler: the cgroup's files, or the PSS of the service's
+    /// processes from /proc.
     /// Reported as pod "local", container = the spec's name.
     pub fn memory_source(&self) -> Box<dyn MemorySource> {
         match &self.cgroup {
@@ -702,6 +722,11 @@ impl LocalWorkload {
     /// group and everything in the cgroup, and remove the cgroup.
     pub async fn shutdown(mut self) -> Result<(), LocalError> {
         if self.try_exit_status().is_none() {
+            if self.cgroup.is_none() {
+                // While the main process runs, every descendant is still in its tree.
+                self.processes.look(self.pid);
+                self.processes.signal(libc::SIGTERM);
+            }
             signal_group(self.pid, libc::SIGTERM);
             if let Some(cg) = &self.cgroup {
                 for pid in cg.pids().unwrap_or_default() {
@@ -731,9 +756,19 @@ impl LocalWorkload {
         self.kill_now().await
     }
 
+    /// Without a cgroup: SIGKILL every process of the service seen now or before (the cgroup's
+    /// own cleanup covers the other case).
+    fn kill_processes(&mut self) {
+        if self.cgroup.is_none() && self.child.is_some() {
+            self.processes.look(self.pid);
+            self.processes.signal(libc::SIGKILL);
+        }
+    }
+
     /// SIGKILL the group and the cgroup, reap the child, remove the cgroup.
     async fn kill_now(&mut self) -> Result<(), LocalError> {
         let mut wait_error = None;
+        self.kill_processes();
         if let Some(mut child) = self.child.take() {
             if self.status.is_none() || self.cgroup.is_none() {
                 // Before the child is reaped its pid pins the group id, so this cannot hit a
@@ -784,6 +819,7 @@ impl Drop for LocalWorkload {
     /// Synchronous best effort: SIGKILL the group, reap the child for up to 1 s; the cgroup's
     /// own Drop then kills what is left in it and removes it.
     fn drop(&mut self) {
+        self.kill_processes();
         if let Some(mut child) = self.child.take() {
             if self.status.is_none() || self.cgroup.is_none() {
                 signal_group(self.pid, libc::SIGKILL);

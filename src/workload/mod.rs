@@ -4,6 +4,7 @@
 pub mod kubernetes;
 pub mod local;
 pub mod manifest;
+mod process_group;
 pub mod restart_history;
 pub mod restarts;
 pub mod vpa;
