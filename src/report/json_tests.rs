@@ -43,7 +43,7 @@ fn realistic() -> (Run, Policy) {
     let mut run = healthy_run();
     spike(&mut run.containers[0], t(12, 4, 30), 912_680_550);
     run.containers[2].kernel_peak_usage = Some((700 * MIB, t(12, 5, 0)));
-    run.containers[2].min_inactive_file = Some(12 * MIB);
+    run.containers[2].max_inactive_file = Some(12 * MIB);
     run.containers
         .push(series("web-7d9f-x2k4p", "istio-proxy", None, 60 * MIB));
     run.restarts = vec![restart(
