@@ -59,10 +59,7 @@ mod tests {
         // The samples see 12 MiB of working set and 100 MiB of cache before and after; between
         // them an allocation of 110 MiB evicts the cache and takes usage to the limit. The
         // numbers are those of the cache reader above: undecided, not within.
-        assert_ne!(
-            decide(12 * MIB, Some(128 * MIB), ALLOWED),
-            Bounded::Within
-        );
+        assert_ne!(decide(12 * MIB, Some(128 * MIB), ALLOWED), Bounded::Within);
         // A spike with no cache at all (usage = working set at every sample): still undecided,
         // since cache could have been read and dropped between samples too.
         assert_eq!(
@@ -73,7 +70,10 @@ mod tests {
 
     #[test]
     fn the_sampled_peak_decides_when_it_is_above_or_there_is_no_counter() {
-        assert_eq!(decide(ALLOWED + 1, Some(128 * MIB), ALLOWED), Bounded::Above);
+        assert_eq!(
+            decide(ALLOWED + 1, Some(128 * MIB), ALLOWED),
+            Bounded::Above
+        );
         assert_eq!(decide(ALLOWED + 1, None, ALLOWED), Bounded::Above);
         assert_eq!(decide(ALLOWED, None, ALLOWED), Bounded::Within);
         assert_eq!(decide(ALLOWED, Some(ALLOWED), ALLOWED), Bounded::Within);
