@@ -83,14 +83,15 @@ pub struct Sample {
     pub working_set: u64,
 }
 
-/// Where a container's judged peak came from.
+/// Where a container's peak came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PeakSource {
     /// The highest sampled working set.
     Sample,
-    /// The kernel's own peak counter (minus the least inactive file cache seen), which catches
-    /// spikes between two ticks.
+    /// The kernel's own peak counter of usage. `ContainerSeries::peak` no longer reports it (the
+    /// counter includes page cache, so it is only an upper bound: `peak_upper`); the variant is
+    /// kept so the value keeps its meaning in `report.json`.
     KernelPeak,
 }
 
@@ -105,9 +106,9 @@ pub struct ContainerSeries {
     /// The kernel's peak of *usage* (v2 `memory.peak`, v1 `memory.max_usage_in_bytes`), when known,
     /// with the time it was first seen at that value.
     pub kernel_peak_usage: Option<(u64, Timestamp)>,
-    /// The least `usage − working_set` (inactive file cache) seen in any sample, used to turn the
-    /// kernel's usage peak into a conservative working-set peak.
-    pub min_inactive_file: Option<u64>,
+    /// The most `usage − working_set` (inactive file cache) seen in any sample; named when the
+    /// kernel's usage peak and the samples leave the working-set peak undecided.
+    pub max_inactive_file: Option<u64>,
     /// Set when the pod went away during the run (deleted, evicted); the samples up to then
     /// are kept.
     pub gone: Option<PodGone>,
@@ -214,29 +215,31 @@ impl ContainerSeries {
             request: None,
             samples: Vec::new(),
             kernel_peak_usage: None,
-            min_inactive_file: None,
+            max_inactive_file: None,
             gone: None,
             clock_skew: None,
             coverage: None,
         }
     }
 
-    /// Peak working set, when, and how it was known. `None` without any data.
+    /// The highest sampled working set and when: the peak that was seen, and so a lower bound
+    /// of the real one. `None` without samples.
     pub fn peak(&self) -> Option<(u64, Timestamp, PeakSource)> {
-        let sampled = self
-            .samples
+        self.samples
             .iter()
             .max_by_key(|s| (s.working_set, std::cmp::Reverse(s.at)))
-            .map(|s| (s.working_set, s.at, PeakSource::Sample));
-        let kernel = self.kernel_peak_usage.map(|(usage, at)| {
-            let ws = usage.saturating_sub(self.min_inactive_file.unwrap_or(0));
-            (ws, at, PeakSource::KernelPeak)
-        });
-        match (sampled, kernel) {
-            (Some(s), Some(k)) if k.0 > s.0 => Some(k),
-            (Some(s), _) => Some(s),
-            (None, k) => k,
-        }
+            .map(|s| (s.working_set, s.at, PeakSource::Sample))
+    }
+
+    /// An upper bound of the working-set peak above the sampled one, when the kernel gives one:
+    /// its peak of usage (v2 `memory.peak`, v1 `memory.max_usage_in_bytes`) counts page cache,
+    /// and at the moment of that peak the cache may have been anything from nothing to all of
+    /// it, so the working set then lies between the samples' peak and this. `None` without a
+    /// kernel peak counter or when it is no higher than the highest sample.
+    pub fn peak_upper(&self) -> Option<(u64, Timestamp)> {
+        let (usage, at) = self.kernel_peak_usage?;
+        let sampled = self.peak().map_or(0, |p| p.0);
+        (usage > sampled).then_some((usage, at))
     }
 }
 

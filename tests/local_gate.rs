@@ -200,12 +200,22 @@ fn spike_between_samples_is_caught_by_the_kernel_peak_counter() {
         "memory: { interval: 3s }\npolicy: { headroom: 50%, min_coverage: 50% }\n",
     ));
     let o = case.run(&[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // The kernel's peak usage names the spike the samples missed. It counts page cache too, and
+    // the cache at that moment is unknown, so it bounds the working-set peak from above only:
+    // inconclusive with both bounds, never a pass (and no guess that it was a fail).
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let r = case.report();
     let c = &r["containers"][0];
-    assert_eq!(c["peak_source"], "kernel-peak", "{r:#}");
-    assert!(c["peak_bytes"].as_u64().unwrap() > 128 * 1024 * 1024, "{c}");
-    assert_eq!(findings(&r, "headroom", "fail").len(), 1, "{r:#}");
+    assert_eq!(c["peak_source"], "sample", "{r:#}");
+    assert!(c["peak_bytes"].as_u64().unwrap() < 128 * 1024 * 1024, "{c}");
+    assert!(
+        c["peak_upper_bytes"].as_u64().unwrap() > 128 * 1024 * 1024,
+        "{c}"
+    );
+    let h = findings(&r, "headroom", "inconclusive");
+    assert_eq!(h.len(), 1, "{r:#}");
+    let msg = h[0]["message"].as_str().unwrap();
+    assert!(msg.contains("the working-set peak lies between"), "{msg}");
 }
 
 #[test]

@@ -303,7 +303,7 @@ fn coarse_hint(interval: Duration, stage: Duration) -> String {
 }
 
 /// Warns when stages that did bring samples are shorter than two sampling intervals, unless
-/// every series has a kernel peak counter (which catches spikes between ticks).
+/// every series has a kernel peak counter (which bounds spikes between ticks from above).
 fn coarse(run: &Run, ran: &[(usize, &StageWindow)]) -> Option<Finding> {
     let interval = run.memory.interval;
     if interval.is_zero() || run.containers.iter().all(|c| c.kernel_peak_usage.is_some()) {

@@ -1,9 +1,11 @@
 //! Memory rules, judged per container name across all pods of the workload: `headroom` (each
-//! pod's peak working set against that pod's own limit × (1 − headroom)), `no-limit`,
+//! pod's peak working set against that pod's own limit × (1 − headroom); where the kernel's
+//! peak usage counter leaves the peak between two bounds, `working_set` decides), `no-limit`,
 //! `oom-killed` and `restarted`. Each
 //! container name gets one finding per rule (a pass when nothing happened); OOM kills and restarts
 //! get one finding per event, naming the pod and the time.
 
+use super::working_set::{decide, Bounded};
 use super::{finding, format_byte_pair, group_containers, when, ContainerGroup};
 use crate::judge::allowed_peak;
 use crate::model::{
@@ -125,6 +127,9 @@ struct Judged<'a> {
     bytes: u64,
     at: crate::model::Timestamp,
     source: PeakSource,
+    /// The kernel's peak usage when it is above the sampled peak: an upper bound.
+    upper: Option<(u64, crate::model::Timestamp)>,
+    max_inactive_file: Option<u64>,
 }
 
 impl Judged<'_> {
@@ -133,8 +138,21 @@ impl Judged<'_> {
         self.bytes as f64 / self.allowed.max(1) as f64
     }
 
+    fn bounded(&self) -> Bounded {
+        decide(self.bytes, self.upper.map(|u| u.0), self.allowed)
+    }
+
     fn over(&self) -> bool {
-        self.bytes > self.allowed
+        self.bounded() == Bounded::Above
+    }
+
+    /// Above first, then undecided, then within.
+    fn rank(&self) -> u8 {
+        match self.bounded() {
+            Bounded::Above => 2,
+            Bounded::Undecided => 1,
+            Bounded::Within => 0,
+        }
     }
 }
 
@@ -166,14 +184,17 @@ fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Findin
                 bytes,
                 at,
                 source,
+                upper: s.peak_upper(),
+                max_inactive_file: s.max_inactive_file,
             })
         })
         .collect();
-    // The pod furthest above (or closest to) its own allowed peak; among equals the higher
-    // and earlier peak, as the group's peak is chosen.
+    // The pod above its own allowed peak (else undecided) furthest above (or closest to) it;
+    // among equals the higher and earlier peak, as the group's peak is chosen.
     let worst = judged.iter().max_by(|a, b| {
-        a.ratio()
-            .total_cmp(&b.ratio())
+        a.rank()
+            .cmp(&b.rank())
+            .then(a.ratio().total_cmp(&b.ratio()))
             .then(a.bytes.cmp(&b.bytes))
             .then(b.at.cmp(&a.at))
     });
@@ -231,8 +252,8 @@ fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Findin
             } else {
                 format!("; also above their own allowed peak: {}", others.join(", "))
             };
-            let mut f = if w.over() {
-                finding(
+            let mut f = match w.bounded() {
+                Bounded::Above => finding(
                     Rule::Headroom,
                     Severity::Fail,
                     format!(
@@ -241,23 +262,62 @@ fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Findin
                         format_bytes(w.limit),
                         format_percent(policy.headroom)
                     ),
-                )
-            } else {
-                let closest = if spread.is_some() {
-                    ", the closest of its pods to its limit"
-                } else {
-                    ""
-                };
-                finding(
-                    Rule::Headroom,
-                    Severity::Pass,
-                    format!(
-                        "{head} is within the {allowed_text} allowed ({} limit, {} \
-                         headroom){closest}{spread_text}",
-                        format_bytes(w.limit),
-                        format_percent(policy.headroom)
-                    ),
-                )
+                ),
+                Bounded::Undecided => {
+                    let (upper, upper_at) = w.upper.unwrap_or((w.bytes, w.at));
+                    let cache = match w.max_inactive_file {
+                        Some(c) if c > 0 => format!(
+                            "; samples saw up to {} of inactive page cache",
+                            format_bytes(c)
+                        ),
+                        _ => String::new(),
+                    };
+                    finding(
+                        Rule::Headroom,
+                        Severity::Inconclusive,
+                        format!(
+                            "{head} is within the {allowed_text} allowed ({} limit, {} \
+                             headroom), but the kernel's peak usage, page cache included, was \
+                             {} (first seen at {}): the working-set peak lies between {} and \
+                             {}, and the kernel's numbers cannot tell whether the memory above \
+                             the samples was page cache or the service's own{cache}. Sample \
+                             faster (memory.interval) to catch a spike of its own, or keep the \
+                             service from filling its cgroup with page cache{spread_text}\
+                             {others_text}",
+                            format_bytes(w.limit),
+                            format_percent(policy.headroom),
+                            format_bytes(upper),
+                            when(run, upper_at),
+                            format_bytes(w.bytes),
+                            format_bytes(upper),
+                        ),
+                    )
+                }
+                Bounded::Within => {
+                    let closest = if spread.is_some() {
+                        ", the closest of its pods to its limit"
+                    } else {
+                        ""
+                    };
+                    let kernel = match w.upper {
+                        Some((u, _)) => format!(
+                            "; the kernel's peak usage, page cache included, was {} and is \
+                             within it too",
+                            format_bytes(u)
+                        ),
+                        None => String::new(),
+                    };
+                    finding(
+                        Rule::Headroom,
+                        Severity::Pass,
+                        format!(
+                            "{head} is within the {allowed_text} allowed ({} limit, {} \
+                             headroom){closest}{kernel}{spread_text}",
+                            format_bytes(w.limit),
+                            format_percent(policy.headroom)
+                        ),
+                    )
+                }
             };
             f.observed = Some(w.bytes as f64);
             f.at = Some(w.at);

@@ -21,6 +21,7 @@ mod pods;
 mod regression;
 mod runtime;
 mod vpa;
+mod working_set;
 
 pub use pod_coverage::why as coverage_gaps;
 

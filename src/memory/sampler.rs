@@ -232,8 +232,8 @@ impl Sampler {
             });
             if let Some(usage) = o.usage {
                 let inactive = usage.saturating_sub(o.working_set);
-                s.min_inactive_file =
-                    Some(s.min_inactive_file.map_or(inactive, |m| m.min(inactive)));
+                s.max_inactive_file =
+                    Some(s.max_inactive_file.map_or(inactive, |m| m.max(inactive)));
             }
             if let Some(peak) = o.kernel_peak_usage {
                 if s.kernel_peak_usage.is_none_or(|(p, _)| peak > p) {
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!((s.ticks, s.ticks_with_data), (5, 3));
         let series = s.into_series();
         assert_eq!(series[0].samples.len(), 2);
-        assert_eq!(series[0].min_inactive_file, Some(10));
+        assert_eq!(series[0].max_inactive_file, Some(10));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::escape::html as h;
 use super::text::{self, severity_word};
 use super::{svg, ReportView, Reporter};
 use crate::judge::{clock, format_share};
-use crate::model::{PeakSource, Rule, Severity};
+use crate::model::{Rule, Severity};
 use crate::units::{format_bytes, format_percent};
 
 /// Writes `report.html`.
@@ -166,8 +166,11 @@ fn memory(view: &ReportView, out: &mut String) {
                 Some(p) if over => format!("<span class=\"over\">{}</span>", format_bytes(p)),
                 Some(p) => format_bytes(p),
             };
-            if c.peak_source == Some(PeakSource::KernelPeak) {
-                peak.push_str("<br><small>kernel peak counter</small>");
+            if let Some(upper) = c.peak_upper {
+                peak.push_str(&format!(
+                    "<br><small>kernel peak usage {}</small>",
+                    format_bytes(upper)
+                ));
             }
             let _ = writeln!(
                 out,

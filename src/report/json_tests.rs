@@ -43,7 +43,9 @@ fn realistic() -> (Run, Policy) {
     let mut run = healthy_run();
     spike(&mut run.containers[0], t(12, 4, 30), 912_680_550);
     run.containers[2].kernel_peak_usage = Some((700 * MIB, t(12, 5, 0)));
-    run.containers[2].min_inactive_file = Some(12 * MIB);
+    run.containers[2].max_inactive_file = Some(12 * MIB);
+    // Within the sidecar's 102.4 MiB allowed: an upper bound that still passes.
+    run.containers[1].kernel_peak_usage = Some((100 * MIB, t(12, 5, 0)));
     run.containers
         .push(series("web-7d9f-x2k4p", "istio-proxy", None, 60 * MIB));
     run.restarts = vec![restart(
@@ -81,6 +83,14 @@ fn a_realistic_report_matches_the_schema() {
     assert_eq!(app["peak_pod"], "web-7d9f-a1b2c");
     assert_eq!(app["peak_at"], "2025-03-14T12:04:30.000Z");
     assert_eq!(app["peak_source"], "sample");
+    // A pod's kernel peak usage below the group's sampled peak bounds nothing.
+    assert_eq!(app["peak_upper_bytes"], Value::Null);
+    // The sidecar's kernel peak usage (page cache included) is its peak's upper bound.
+    let sidecar = &doc["containers"][1];
+    assert_eq!(sidecar["container"], "sidecar");
+    assert_eq!(sidecar["peak_source"], "sample");
+    assert_eq!(sidecar["peak_upper_bytes"], 100 * MIB);
+    assert_eq!(sidecar["results"]["headroom"], "pass");
     assert_eq!(app["results"]["headroom"], "fail");
     assert_eq!(app["results"]["oom-killed"], "fail");
     assert_eq!(app["resolution_seconds"], 5.0);

@@ -14,7 +14,7 @@ use super::escape::markdown as md;
 use super::text::{self, severity_icon, severity_word};
 use super::{ReportView, Reporter};
 use crate::judge::{clock, format_share};
-use crate::model::{PeakSource, Rule, Severity};
+use crate::model::{Rule, Severity};
 use crate::units::{format_bytes, format_percent};
 
 /// `summary.md` stays strictly below this many bytes.
@@ -139,8 +139,8 @@ fn memory(view: &ReportView, out: &mut String) {
                 }
                 Some(p) => format_bytes(p),
             };
-            if c.peak_source == Some(PeakSource::KernelPeak) {
-                peak.push_str(" (kernel peak counter)");
+            if let Some(upper) = c.peak_upper {
+                peak.push_str(&format!(" (kernel peak usage {})", format_bytes(upper)));
             }
             let _ = writeln!(
                 out,

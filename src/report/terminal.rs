@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use super::{sanitize_terminal, ReportView, Reporter};
 use crate::judge::{clock, format_ms, format_share};
-use crate::model::{Outcome, PeakSource, Rule, Severity};
+use crate::model::{Outcome, Rule, Severity};
 use crate::units::{format_bytes, format_duration, format_percent};
 
 /// Writes the human summary, with ANSI colors when `color` is set.
@@ -238,8 +238,8 @@ impl TerminalReporter {
                         extra.push(format!("pod {}", clean(pod)));
                     }
                 }
-                if c.peak_source == Some(PeakSource::KernelPeak) {
-                    extra.push("kernel peak counter".to_string());
+                if let Some(upper) = c.peak_upper {
+                    extra.push(format!("kernel peak usage {}", format_bytes(upper)));
                 }
                 if !extra.is_empty() {
                     at.push_str(&format!("  ({})", extra.join(", ")));

@@ -127,6 +127,9 @@ pub struct ContainerRow {
     /// "stage 4, hold at 200 users".
     pub peak_stage: Option<String>,
     pub peak_source: Option<PeakSource>,
+    /// The highest kernel peak usage (page cache included) of its pods, when above `peak`: the
+    /// working-set peak lies between the two.
+    pub peak_upper: Option<u64>,
     pub samples: usize,
     pub pods: Vec<String>,
     /// The sampling interval, in seconds.
@@ -368,6 +371,12 @@ impl ReportView {
                     peak_at: peak.map(|p| p.at),
                     peak_stage: peak.and_then(|p| stage_label(run, p.at)),
                     peak_source: peak.map(|p| p.source),
+                    peak_upper: g
+                        .series
+                        .iter()
+                        .filter_map(|s| s.peak_upper().map(|u| u.0))
+                        .max()
+                        .filter(|&u| u > peak.map_or(0, |p| p.bytes)),
                     samples: g.sample_count(),
                     pods: g.pods().into_iter().map(String::from).collect(),
                     resolution_seconds: run.memory.interval.as_secs_f64(),

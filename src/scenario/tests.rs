@@ -54,7 +54,8 @@ fn a_full_scenario_is_read() {
     assert_eq!(s.policy.max_error_rate, Some(0.01));
     assert_eq!(s.policy.max_p95.map(|d| d.as_millis()), Some(500));
     assert_eq!(s.memory.source, SourceKind::Cgroup);
-    assert_eq!(s.memory.interval.as_secs(), 1);
+    // A local cgroup is cheap to read: sampled every 100 ms unless told otherwise.
+    assert_eq!(s.memory.interval.as_millis(), 100);
     let WorkloadSpec::Local(l) = &s.workload else {
         panic!("local")
     };
@@ -195,6 +196,16 @@ fn kubernetes_defaults_and_source_checks() {
         e.contains("memory.prometheus: source: prometheus needs memory.prometheus.url"),
         "{e}"
     );
+    // The cluster sources cannot be read faster than 100 ms; a local cgroup down to 20 ms.
+    let e = err(&format!("{k}memory: {{ interval: 50ms }}\n"));
+    assert!(
+        e.contains("memory.interval: 50ms is too fine: sample at 100ms or slower"),
+        "{e}"
+    );
+    let s = parse_str(&format!("{GOOD}memory: {{ interval: 20ms }}\n")).unwrap();
+    assert_eq!(s.memory.interval.as_millis(), 20);
+    let e = err(&format!("{GOOD}memory: {{ interval: 10ms }}\n"));
+    assert!(e.contains("sample at 20ms or slower"), "{e}");
 }
 
 #[test]

@@ -15,6 +15,11 @@ use super::{
 use crate::model::{LowConfidencePolicy, Policy, Stage, VpaRule};
 use crate::units::{format_duration, DurationValue};
 
+/// How often a local workload's cgroup is read unless `memory.interval` says otherwise.
+pub const LOCAL_DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+/// The finest `memory.interval` for the cgroup source (100 ms for the others).
+pub const CGROUP_FINEST_INTERVAL: Duration = Duration::from_millis(20);
+
 /// Values from the command line or `OOMGATE_*` variables that win over the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -409,17 +414,26 @@ fn memory(cx: &Ctx, m: Option<raw::Memory>, w: &WorkloadSpec) -> Result<MemorySp
         }
         _ => {}
     }
+    // A cgroup is read from a handful of small kernel files, cheap enough to sample every
+    // 100 ms by default (and down to 20 ms), so samples tell a working set from page cache
+    // that the kernel's peak usage counter mixes; the cluster sources publish far slower.
     let interval = interval.unwrap_or(if local {
-        Duration::from_secs(1)
+        LOCAL_DEFAULT_INTERVAL
     } else {
         Duration::from_secs(5)
     });
-    if interval < Duration::from_millis(100) {
+    let finest = if source == SourceKind::Cgroup {
+        CGROUP_FINEST_INTERVAL
+    } else {
+        Duration::from_millis(100)
+    };
+    if interval < finest {
         return Err(cx.err(
             "memory.interval",
             format!(
-                "{} is too fine: sample at 100ms or slower",
-                format_duration(interval)
+                "{} is too fine: sample at {} or slower",
+                format_duration(interval),
+                format_duration(finest)
             ),
         ));
     }
