@@ -49,7 +49,10 @@ fn junit_parses_back_with_counts_matching_the_findings() {
             *s = (*s).max(f.severity);
         }
         let count = |s: Severity| worst.values().filter(|v| **v == s).count();
-        let (fails, skips) = (count(Severity::Fail), count(Severity::Inconclusive));
+        let (fails, skips) = (
+            count(Severity::Fail),
+            count(Severity::Inconclusive) + count(Severity::Skipped),
+        );
         let counts = [worst.len(), fails, skips, 0]
             .map(|n| n.to_string())
             .to_vec();

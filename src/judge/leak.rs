@@ -25,9 +25,9 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
         let mut f = if long.is_empty() {
             finding(
                 Rule::Leak,
-                Severity::Pass,
+                Severity::Skipped,
                 format!(
-                    "{}: no hold long enough to judge a trend (≥ {})",
+                    "{}: not judged: no hold long enough to judge a trend (≥ {})",
                     group.name,
                     format_duration(rule.min_hold)
                 ),
@@ -40,9 +40,9 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
             if mine.is_empty() {
                 finding(
                     Rule::Leak,
-                    Severity::Pass,
+                    Severity::Skipped,
                     format!(
-                        "{}: too few samples in the holds to judge a trend (needs {MIN_SAMPLES} \
+                        "{}: not judged: too few samples in the holds to judge a trend (needs {MIN_SAMPLES} \
                          per hold after the {} settle time; sampling every {})",
                         group.name,
                         format_percent(rule.settle),

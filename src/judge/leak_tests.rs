@@ -121,17 +121,21 @@ fn runs_that_cannot_be_judged_say_why() {
         ..Policy::default()
     };
     let f = one(&strict, &local_run());
-    assert_eq!(f.severity, Severity::Pass);
+    assert_eq!(f.severity, Severity::Skipped);
+    assert_eq!(
+        crate::judge::evaluate(&strict, &local_run()).outcome,
+        crate::model::Outcome::Pass
+    );
     assert_eq!(
         f.message,
-        "app: no hold long enough to judge a trend (≥ 5m)"
+        "app: not judged: no hold long enough to judge a trend (≥ 5m)"
     );
     let sparse = run_of(vec![sampled("web-1", "app", Some(GIB), 360, 30, |_| 100.0)]);
     let f = one(&Policy::default(), &sparse);
-    assert_eq!(f.severity, Severity::Pass);
+    assert_eq!(f.severity, Severity::Skipped);
     assert_eq!(
         f.message,
-        "app: too few samples in the holds to judge a trend (needs 5 per hold after the 20% \
+        "app: not judged: too few samples in the holds to judge a trend (needs 5 per hold after the 20% \
          settle time; sampling every 5s)"
     );
 }

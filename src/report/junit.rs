@@ -1,7 +1,7 @@
 //! `junit.xml`: the verdict as test results, for GitLab's merge-request test widget and GitHub
 //! test reporters. One `<testcase>` per rule per container (classname `oomgate.<container>`,
 //! name the rule id) and one per run-wide rule (classname `oomgate.run`); a failing rule carries
-//! `<failure>` with its findings, an inconclusive one `<skipped>`, a warning passes with a
+//! `<failure>` with its findings, an inconclusive or not-judged one `<skipped>`, a warning passes with a
 //! `<system-out>` note. The counts on `<testsuites>` and `<testsuite>` add up to the testcases.
 //! Every string is XML-escaped and stripped of characters XML 1.0 does not allow.
 
@@ -99,7 +99,10 @@ pub fn cases(view: &ReportView) -> Vec<Case<'_>> {
 pub fn render(view: &ReportView) -> String {
     let cases = cases(view);
     let count = |s: Severity| cases.iter().filter(|c| c.severity() == s).count();
-    let (failures, skipped) = (count(Severity::Fail), count(Severity::Inconclusive));
+    let (failures, skipped) = (
+        count(Severity::Fail),
+        count(Severity::Inconclusive) + count(Severity::Skipped),
+    );
     let seconds = view.duration().as_secs_f64();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(

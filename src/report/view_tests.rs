@@ -300,3 +300,40 @@ fn per_pod_coverage_lines_name_the_short_one_and_why() {
         ]
     );
 }
+
+#[test]
+fn a_rule_that_was_not_judged_is_counted_apart_from_the_passes() {
+    use crate::model::{Finding, Outcome, Rule, Severity};
+    let run = crate::judge::fixtures::healthy_run();
+    let policy = crate::model::Policy::default();
+    let mut verdict = crate::judge::evaluate(&policy, &run);
+    verdict.findings.retain(|f| f.severity == Severity::Pass);
+    let passes = verdict.findings.len();
+    assert!(passes > 0);
+    verdict.findings.push(Finding {
+        rule: Rule::Leak,
+        severity: Severity::Skipped,
+        container: Some("app".into()),
+        pod: None,
+        message: "app: not judged: no hold long enough to judge a trend (≥ 1m)".into(),
+        observed: None,
+        threshold: None,
+        at: None,
+    });
+    verdict.outcome = crate::judge::outcome_of(&verdict.findings);
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Pass,
+        "skipped alone does not change a pass"
+    );
+    let view = ReportView::build(&run, &verdict, &policy);
+    let plural = if passes == 1 { "check" } else { "checks" };
+    assert_eq!(
+        view.headline(),
+        format!("{passes} {plural} passed, 1 not judged (leak)")
+    );
+    let junit = super::junit::render(&view);
+    assert!(junit.contains("<skipped message=\"not judged: "), "{junit}");
+    let md = super::markdown::render(&view);
+    assert!(md.contains("skipped"), "{md}");
+}
