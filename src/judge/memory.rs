@@ -425,9 +425,9 @@ fn restarts(
             "no restart besides the OOM kill"
         };
         // OOM kills are this gate's core promise and stay inconclusive when unseen (above);
-        // restarts for other reasons, unseen, are a warning that says why (never a pass).
+        // restarts for other reasons, unseen, are not judged: skipped, saying why (never a pass).
         out.push(match run.note_starting(RESTARTS_UNSEEN_NOTE) {
-            Some(why) => unseen(Rule::Restarted, Severity::Warn, name, why),
+            Some(why) => unseen(Rule::Restarted, Severity::Skipped, name, why),
             None => pass(Rule::Restarted, name, msg),
         });
     }

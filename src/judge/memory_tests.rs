@@ -382,7 +382,8 @@ fn restarts_a_run_could_not_see_are_inconclusive_never_a_pass() {
     let f = only(&v.findings, Rule::OomKilled, "app");
     assert_eq!(f.severity, Severity::Inconclusive);
     assert!(f.message.contains(OOMS_UNSEEN_NOTE), "{}", f.message);
-    // cAdvisor only: OOM kills seen, other restarts not: a warning saying why, never a pass.
+    // cAdvisor only: OOM kills seen, other restarts not: `restarted` is not judged (skipped,
+    // saying why), never a pass.
     let mut run = single(500 * MIB);
     run.notes
         .push(format!("{RESTARTS_UNSEEN_NOTE}: no kube-state-metrics"));
@@ -392,7 +393,7 @@ fn restarts_a_run_could_not_see_are_inconclusive_never_a_pass() {
         Severity::Pass
     );
     let f = only(&v.findings, Rule::Restarted, "app");
-    assert_eq!(f.severity, Severity::Warn);
+    assert_eq!(f.severity, Severity::Skipped);
     assert!(f.message.contains(RESTARTS_UNSEEN_NOTE), "{}", f.message);
     assert_eq!(v.outcome, Outcome::Pass);
     // Control: the same run with nothing unseen passes.
