@@ -2,7 +2,8 @@
 //! (the merge-request widget shows each value against the target branch). Per container: peak,
 //! limit, allowed peak, request, VPA target (bytes) and peak ÷ limit; for the run: latency
 //! percentiles (seconds), requests and failures (counters, `_total`), error and coverage ratios,
-//! and the verdict as `oomgate_verdict{verdict="…"}` 1 or 0; the steepest working-set trend
+//! the findings by severity (`oomgate_findings{severity="skipped"}` counts rules that were not
+//! judged), and the verdict as `oomgate_verdict{verdict="…"}` 1 or 0; the steepest working-set trend
 //! through a hold per container and pod (`oomgate_leak_bytes_per_minute`) when a hold was long
 //! enough to judge, and each container's peak in the `--baseline` report
 //! (`oomgate_baseline_peak_bytes`) when there is one. Each family has `# TYPE`, `# UNIT` where the
@@ -14,7 +15,7 @@ use std::io;
 use super::escape::label_value;
 use super::{ReportView, Reporter};
 use crate::analysis::baseline::Metric;
-use crate::model::Outcome;
+use crate::model::{Outcome, Severity};
 
 /// Writes `metrics.txt`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -240,6 +241,24 @@ pub fn render(view: &ReportView) -> String {
             (view.memory.ticks > 0).then_some(view.memory.coverage),
         ),
         Family {
+            name: "oomgate_findings",
+            kind: Kind::Gauge,
+            help: "Findings of this run by severity; skipped counts rules that were not judged.",
+            samples: [
+                Severity::Pass,
+                Severity::Skipped,
+                Severity::Warn,
+                Severity::Inconclusive,
+                Severity::Fail,
+            ]
+            .into_iter()
+            .map(|s| {
+                let word = super::text::severity_word(s);
+                (label("severity", word), view.count(s) as f64)
+            })
+            .collect(),
+        },
+        Family {
             name: "oomgate_verdict",
             kind: Kind::Gauge,
             help: "The gate's verdict: 1 for the outcome of this run, 0 for the others.",
@@ -302,6 +321,27 @@ mod tests {
         assert!(
             !text.contains("oomgate_vpa_target_bytes"),
             "no VPA, no family"
+        );
+    }
+
+    #[test]
+    fn findings_are_counted_by_severity_with_skipped_apart_from_pass() {
+        let mut run = healthy_run();
+        run.stages.clear(); // no hold: the leak rule is not judged
+        let policy = Policy::default();
+        let verdict = evaluate(&policy, &run);
+        let view = ReportView::build(&run, &verdict, &policy);
+        let text = render(&view);
+        let skipped = view.count(Severity::Skipped);
+        assert!(skipped > 0, "{:#?}", view.findings);
+        assert!(
+            text.contains(&format!("oomgate_findings{{severity=\"skipped\"}} {skipped}\n")),
+            "{text}"
+        );
+        let passed = view.count(Severity::Pass);
+        assert!(
+            text.contains(&format!("oomgate_findings{{severity=\"pass\"}} {passed}\n")),
+            "{text}"
         );
     }
 
