@@ -335,7 +335,9 @@ mod tests {
         let skipped = view.count(Severity::Skipped);
         assert!(skipped > 0, "{:#?}", view.findings);
         assert!(
-            text.contains(&format!("oomgate_findings{{severity=\"skipped\"}} {skipped}\n")),
+            text.contains(&format!(
+                "oomgate_findings{{severity=\"skipped\"}} {skipped}\n"
+            )),
             "{text}"
         );
         let passed = view.count(Severity::Pass);
