@@ -186,7 +186,12 @@ fn own_cgroup_dirs() -> Vec<PathBuf> {
             let path = path.trim_start_matches('/');
             if controllers.split(',').any(|c| c == "memory") {
                 Some(Path::new("/sys/fs/cgroup/memory").join(path))
-            } else if id == "0" && controllers.is_empty() {
+            } else if id == "0"
+                && controllers.is_empty()
+                && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+            {
+                // The unified (v2) line, only where v2 is what is mounted at /sys/fs/cgroup: a
+                // v1 host lists `0::/` too, which would be the whole v1 tree.
                 Some(Path::new("/sys/fs/cgroup").join(path))
             } else {
                 None
@@ -194,6 +199,9 @@ fn own_cgroup_dirs() -> Vec<PathBuf> {
         })
         .filter(|d| d.is_dir())
         .collect();
+    let mut dirs = dirs;
+    dirs.sort();
+    dirs.dedup();
     if dirs.is_empty() {
         vec![PathBuf::from("/sys/fs/cgroup")]
     } else {
