@@ -1,6 +1,8 @@
 //! The `regression` rule, only with a baseline (`Run.baseline`, from `--baseline`): per
 //! container name, a peak that grew more than `policy.max_growth` over the baseline's fails;
-//! a p95 latency that grew more than that warns; anything else passes. Messages show both
+//! a p95 latency that grew more than that warns; a peak whose samples are within but whose
+//! kernel peak usage (page cache included) is above the growth allowed warns, never passes;
+//! anything else passes. Messages show both
 //! numbers and the change. A baseline of another scenario warns that the numbers may not be
 //! comparable; latencies measured by different drivers are not compared.
 
@@ -54,11 +56,28 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
                                 ),
                             )
                         } else {
-                            finding(
-                                Rule::Regression,
-                                Severity::Pass,
-                                format!("{head}, within the {allowed} allowed"),
-                            )
+                            let most = (b * (1.0 + policy.max_growth)).floor();
+                            match kernel_upper(run, name).filter(|u| *u as f64 > most) {
+                                // The samples are within; the kernel saw usage above the growth
+                                // allowed, page cache or a spike between samples: not a pass.
+                                Some(upper) => finding(
+                                    Rule::Regression,
+                                    Severity::Warn,
+                                    format!(
+                                        "{head}, within the {allowed} allowed by its samples, \
+                                         but the kernel's peak usage {} (page cache included) \
+                                         is above it: a spike between two samples or page cache, \
+                                         the numbers cannot tell (sample faster, \
+                                         memory.interval)",
+                                        format_bytes(upper)
+                                    ),
+                                ),
+                                None => finding(
+                                    Rule::Regression,
+                                    Severity::Pass,
+                                    format!("{head}, within the {allowed} allowed"),
+                                ),
+                            }
                         };
                         f.threshold = Some((b * (1.0 + policy.max_growth)).floor());
                         f
@@ -84,6 +103,16 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// The highest kernel peak usage above the samples among `name`'s pods (the upper bound of its
+/// working-set peak), when the memory source has a kernel peak counter.
+fn kernel_upper(run: &Run, name: &str) -> Option<u64> {
+    run.containers
+        .iter()
+        .filter(|s| s.container == name)
+        .filter_map(|s| s.peak_upper().map(|(bytes, _)| bytes))
+        .max()
 }
 
 fn latency(
@@ -204,6 +233,36 @@ mod tests {
         );
         assert_eq!(app.observed, Some((610 * MIB) as f64));
         assert_eq!(about(&found, Some("sidecar")).severity, Severity::Pass);
+    }
+
+    #[test]
+    fn a_kernel_peak_above_the_allowed_growth_is_never_a_pass() {
+        let before = (610.0 * MIB as f64 / 1.05) as u64; // samples: +5 %, within
+        let mut run = healthy_run();
+        run.baseline = Some(baseline(before, 40 * MIB, 120.0));
+        let app = run
+            .containers
+            .iter_mut()
+            .find(|s| s.container == "app")
+            .unwrap();
+        app.kernel_peak_usage = Some((900 * MIB, t(12, 3, 0)));
+        let found = check(&Policy::default(), &run);
+        let f = about(&found, Some("app"));
+        assert_eq!(f.severity, Severity::Warn, "{}", f.message);
+        assert!(
+            f.message.contains("kernel's peak usage 900 MiB"),
+            "{}",
+            f.message
+        );
+        // Control: a kernel peak within the allowed growth leaves the pass.
+        let app = run
+            .containers
+            .iter_mut()
+            .find(|s| s.container == "app")
+            .unwrap();
+        app.kernel_peak_usage = Some((620 * MIB, t(12, 3, 0)));
+        let found = check(&Policy::default(), &run);
+        assert_eq!(about(&found, Some("app")).severity, Severity::Pass);
     }
 
     #[test]

@@ -54,7 +54,7 @@ th { background: #f0f2f5; font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 td.name { word-break: break-all; font-weight: 600; }
 .badge { display: inline-block; min-width: 4.2em; text-align: center; border-radius: 3px; padding: 0 6px; font-size: 12px; font-weight: 700; color: #fff; text-transform: uppercase; }
-.badge.fail { background: var(--fail); } .badge.warn { background: var(--warn); } .badge.pass { background: var(--pass); } .badge.inconclusive { background: var(--inc); }
+.badge.fail { background: var(--fail); } .badge.warn { background: var(--warn); } .badge.pass { background: var(--pass); } .badge.inconclusive { background: var(--inc); } .badge.skipped { background: #e5e7eb; color: #374151; }
 .over { color: var(--fail); font-weight: 700; }
 ul.findings { list-style: none; padding: 0; margin: 6px 0; } ul.findings li { padding: 4px 0; border-bottom: 1px solid var(--line); word-break: break-word; }
 code, pre { font-family: 'DejaVu Sans Mono', monospace; font-size: 13px; }
