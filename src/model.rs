@@ -337,6 +337,18 @@ pub struct LoadStats {
     pub tool_exit_code: Option<i32>,
     /// Load numbers per stage, when the driver can split them (k6; not Goose).
     pub per_stage: Vec<StageLoad>,
+    /// Requests completed so far, read at every memory tick (Goose, whose counters the gate
+    /// sees live); empty when the driver reports only at the end. `analysis::leak` weighs
+    /// memory against it, falling back to `per_stage` spread evenly over each stage.
+    #[serde(skip)]
+    pub timeline: Vec<RequestMark>,
+}
+
+/// Requests completed by `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestMark {
+    pub at: Timestamp,
+    pub requests: u64,
 }
 
 /// The load driver's numbers for one stage, when the driver can split them by stage (k6 can,

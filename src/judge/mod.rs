@@ -39,7 +39,7 @@ pub fn evaluate(policy: &Policy, run: &Run) -> Verdict {
     findings.extend(vpa::check(policy, run));
     findings.extend(leak::check(policy, run));
     findings.extend(capacity::check(policy, run));
-    findings.extend(runtime::check(run));
+    findings.extend(runtime::check(policy, run));
     findings.extend(regression::check(policy, run));
     findings.extend(pods::check(run));
     Verdict {
