@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets under `fuzz/` and for `tests/fuzz_corpus.rs`, which replays
+//! Entry points for the fuzz targets under `fuzz/` and for `tests/e2e/fuzz_corpus.rs`, which replays
 //! the committed seed corpus and every minimized crash through them on stable. Each function
 //! takes arbitrary bytes, runs one parser family and panics only when an invariant breaks (that
 //! panic is the fuzzer's "crash"): the unit parsers round-trip what they accept, the k6 reader's

@@ -2,7 +2,7 @@
 //! first route whose path prefix matches (the query string is ignored), records request
 //! lines, and hands out a `kube::Client` pointed at it. Used by the workload, metrics API and
 //! VPA tests to check request paths and real response decoding; the full simulated cluster
-//! lives in tests/support.
+//! lives in tests/e2e/support.
 
 use std::sync::{Arc, Mutex};
 

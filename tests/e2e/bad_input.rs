@@ -3,13 +3,13 @@
 //! manifests go through the real binary (`oomgate check`: exit 2, `file:line:col`, never a
 //! panic); quantities and k6 files through the library.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{run_bounded, text};
+use crate::support::{run_bounded, text};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_input")

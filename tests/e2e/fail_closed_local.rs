@@ -6,12 +6,12 @@
 //! it measures the service from /proc: a daemon the service double-forks and a copy-on-write
 //! buffer its children share must be counted as they really are.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{findings, leftover_cgroups, require_cgroups, run_bounded, text, Case};
+use crate::support::{findings, leftover_cgroups, require_cgroups, run_bounded, text, Case};
 
 /// A demo-service scenario with the given stages.
 fn scenario(stages: &str) -> String {

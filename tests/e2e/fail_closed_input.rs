@@ -5,18 +5,18 @@
 //! in `notes`, `ended_early` and a coverage finding; the control (the whole file, plain and
 //! gzip) passes.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
-use support::prometheus::{require_prometheus, Prometheus};
-use support::{findings, run_bounded, text};
+use crate::support::prometheus::{require_prometheus, Prometheus};
+use crate::support::{findings, run_bounded, text};
 
 fn k6_path() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -88,7 +88,7 @@ fn judge(
 
 fn assert_schema(r: &serde_json::Value) {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(r)

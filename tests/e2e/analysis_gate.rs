@@ -2,11 +2,9 @@
 //! growth through a hold is a `leak` although the peak stays far under the headroom, and a
 //! baseline report 30 % lower makes the same run a `regression`.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{findings, require_cgroups, text, Case};
+use crate::support::{findings, require_cgroups, text, Case};
 
 fn scenario(service_flags: &str, stages: &str, policy: &str) -> String {
     format!(

@@ -76,6 +76,12 @@ impl Case {
 
     /// `oomgate run <scenario> --out <dir> [extra]`, bounded in time.
     pub fn run(&self, extra: &[&str]) -> Output {
+        self.run_with_env(extra, &[])
+    }
+
+    /// [`Case::run`] with extra environment variables for the gate (set on its command, not in
+    /// this process: the tests of the crate share one process under `cargo test`).
+    pub fn run_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut args: Vec<String> = vec![
             "run".into(),
             self.scenario.display().to_string(),
@@ -83,7 +89,12 @@ impl Case {
             self.out_dir().display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        run_bounded(Command::new(oomgate()).args(&args), Duration::from_secs(90))
+        run_bounded(
+            Command::new(oomgate())
+                .args(&args)
+                .envs(env.iter().copied()),
+            Duration::from_secs(90),
+        )
     }
 
     pub fn report(&self) -> serde_json::Value {

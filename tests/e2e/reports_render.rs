@@ -7,14 +7,12 @@
 //! noted and skipped otherwise. `OOMGATE_UPDATE_DOCS=1` also refreshes `docs/report.png`,
 //! `docs/memory.png` and `docs/memory.svg` from the realistic run.
 
-mod report_fixtures;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::report_fixtures::*;
 use oomgate::model::Severity;
 use oomgate::report::{junit, markdown, svg};
-use report_fixtures::*;
 use serde_json::json;
 
 #[test]

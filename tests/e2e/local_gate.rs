@@ -1,12 +1,12 @@
 //! End to end: the real `oomgate` binary gates the real demo service, started in a real memory
 //! cgroup, under real Goose load. Each load run is at most ~20 s.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use support::{findings, leftover_cgroups, require_cgroups, run_bounded, text, Case};
+use crate::support::{findings, leftover_cgroups, require_cgroups, run_bounded, text, Case};
 
 /// A scenario for the demo service with the given service flags, limit, load and policy.
 fn scenario(service_flags: &str, limit: &str, stages: &str, extra: &str) -> String {
@@ -45,7 +45,7 @@ fn healthy_demo_passes_and_report_matches_schema() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(&report)

@@ -2,17 +2,17 @@
 //! finished k6 run with memory from a real Prometheus, k6's own failed thresholds as a finding,
 //! and a clear error without k6.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
-use support::prometheus::{require_prometheus, Prometheus};
-use support::{findings, run_bounded, text};
+use crate::support::prometheus::{require_prometheus, Prometheus};
+use crate::support::{findings, run_bounded, text};
 
 fn k6_path() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

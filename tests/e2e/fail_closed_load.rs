@@ -5,13 +5,13 @@
 //! control (the same script without the abort, k6 left alone) passes. A script that calls
 //! `exec.test.fail()` (exit 110) runs its whole plan and fails on `tool-thresholds`, naming it.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{findings, run_bounded, text};
+use crate::support::{findings, run_bounded, text};
 
 fn require_k6() -> bool {
     let found = std::env::var_os("PATH")
@@ -81,7 +81,7 @@ fn report(out: &Path) -> serde_json::Value {
 
 fn assert_schema(r: &serde_json::Value) {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(r)

@@ -8,18 +8,18 @@
 //! at 10 s resolution read every 5 s stays judgeable. Pods mid-rollout with different limits are
 //! each judged against their own limit.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::cluster::metrics::{Outlier, PodFaults};
-use support::cluster::{
+use crate::support::cluster::metrics::{Outlier, PodFaults};
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
-use support::prometheus::{prometheus_for, require_prometheus};
-use support::{findings, run_bounded, text};
+use crate::support::prometheus::{prometheus_for, require_prometheus};
+use crate::support::{findings, run_bounded, text};
 
 /// 16 s of load.
 const STAGES: &str = "[{ duration: 4s, users: 2 }, { duration: 12s, users: 2 }]";
@@ -120,7 +120,7 @@ fn gate_run(dir: &Path, scenario: &Path, kubeconfig: &Path) -> Gate {
         serde_json::from_str(&read("report.json")).unwrap_or(serde_json::Value::Null);
     if !report.is_null() {
         let schema: serde_json::Value =
-            serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+            serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&report)

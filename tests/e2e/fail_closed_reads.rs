@@ -5,16 +5,16 @@
 //! whose recommendation names none of the measured containers; and `check` with a pod that
 //! has no live sample yet. Every fault has a control run without it on the same cluster.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, VpaFault, MI,
 };
-use support::{findings, run_bounded, text};
+use crate::support::{findings, run_bounded, text};
 
 /// A scenario for deployment `web` with `policy` (YAML body lines) and a short plan.
 fn scenario(cluster: &SimCluster, dir: &Path, stages: &str, policy: &str) -> PathBuf {
@@ -89,7 +89,7 @@ fn run(cluster: &SimCluster, dir: &Path, sc: &Path, tag: &str) -> (Output, serde
 /// The report validates against the repository's JSON Schema.
 fn assert_schema(r: &serde_json::Value) {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(r)

@@ -5,19 +5,19 @@
 //! and the cAdvisor `/metrics` answer. Every test also checks that dropping the cluster leaves
 //! no process and no cgroup of this test process behind.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use support::cluster::testkit::{
+use crate::support::cluster::testkit::{
     kubectl_available, leftover_cgroups, leftover_demo_processes, output_text, run_kubectl,
 };
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, MetricsMode, PodTemplate, SimCluster, MI,
 };
+use serde_json::{json, Value};
 
 fn assert_cleaned_up() {
     assert_eq!(

@@ -7,18 +7,18 @@
 //! node clock off by minutes is measured and the samples re-based onto the gate's clock, so a
 //! growing pod still fails headroom inside the run, with a warning naming the offset.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::cluster::metrics::{Fault, MetricsFaults};
-use support::cluster::{
+use crate::support::cluster::metrics::{Fault, MetricsFaults};
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, MetricsMode, PodTemplate, SimCluster, MI,
 };
-use support::{findings, run_bounded, text};
+use crate::support::{findings, run_bounded, text};
 
 /// 20 s of load: 20 one-second ticks.
 const STAGES: &str = "[{ duration: 4s, users: 4 }, { duration: 16s, users: 4 }]";

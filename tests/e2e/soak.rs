@@ -14,7 +14,7 @@
 //! still the source's current one (see src/memory/sampler.rs). The no-loss check makes sure that
 //! is all it is: every sample the API published during the run was taken.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
 

@@ -8,13 +8,11 @@
 //! patch) in `summary.md`, `report.html` (in headless Chromium, with hostile names) and the
 //! terminal. Missing tools fail under `CI=true` and are noted and skipped otherwise.
 
-mod report_fixtures;
-
 use std::process::Command;
 
+use crate::report_fixtures::*;
 use oomgate::model::StageLoad;
 use oomgate::report::{html, json, markdown, openmetrics, Reporter, TerminalReporter};
-use report_fixtures::*;
 use serde_json::{json, Value};
 
 /// The realistic view with per-stage load numbers on every stage.

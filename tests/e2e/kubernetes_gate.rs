@@ -3,16 +3,16 @@
 //! rig's Service proxy; memory from the metrics API and, in the last tests, from a real
 //! Prometheus scraping the rig's cAdvisor endpoint.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, MetricsMode, PodTemplate, SimCluster, MI,
 };
-use support::prometheus::{prometheus_for, require_prometheus};
-use support::{findings, run_bounded, text};
+use crate::support::prometheus::{prometheus_for, require_prometheus};
+use crate::support::{findings, run_bounded, text};
 
 const STAGES: &str = "[{ duration: 2s, users: 4 }, { duration: 6s, users: 4 }]";
 

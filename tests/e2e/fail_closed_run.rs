@@ -4,17 +4,17 @@
 //! SIGINT, with Goose and with k6). Each case checks the exit code, the report's verdict and
 //! findings, and that nothing is left running. Every load is 10–20 s; every wait is bounded.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
-use support::prometheus::{prometheus_for, require_prometheus};
-use support::{findings, run_bounded, text};
+use crate::support::prometheus::{prometheus_for, require_prometheus};
+use crate::support::{findings, run_bounded, text};
 
 const WORK: &str = "  requests:\n    - { name: work, path: /api/work, expect_status: 200 }\n  think_time: 10ms..30ms";
 const METRICS_API: &str = "  source: metrics-api\n  interval: 1s";
@@ -121,7 +121,7 @@ fn closed_port_url() -> String {
 /// The report validates against the repository's JSON Schema.
 fn assert_schema(r: &serde_json::Value) {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(r)

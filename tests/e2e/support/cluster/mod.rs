@@ -8,7 +8,7 @@
 //! `/metrics` serves Prometheus; each workload gets a Service-like TCP proxy. It runs on its
 //! own tokio runtime, so tests may be sync or async; dropping it kills every process and
 //! removes every cgroup. Its faithfulness is checked with the real kubectl in
-//! `tests/sim_cluster_kubectl.rs`.
+//! `tests/e2e/sim_cluster_kubectl.rs`.
 //!
 //! ```ignore
 //! let cluster = SimCluster::start(ClusterConfig::default()); // "staging", 1 s, VPA CRD

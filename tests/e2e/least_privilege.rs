@@ -6,21 +6,21 @@
 //! rule — removed makes oomgate stop with an RBAC error naming the verb, the resource and the
 //! rule to add.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::cluster::rbac::{parse_manifest, request_info};
-use support::cluster::testkit::{kubectl_available, output_text, run_kubectl};
-use support::cluster::{
+use crate::support::cluster::rbac::{parse_manifest, request_info};
+use crate::support::cluster::testkit::{kubectl_available, output_text, run_kubectl};
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
-use support::{run_bounded, text};
+use crate::support::{run_bounded, text};
 
-const RBAC_YAML: &str = include_str!("../ci-templates/kubernetes/rbac.yaml");
+const RBAC_YAML: &str = include_str!("../../ci-templates/kubernetes/rbac.yaml");
 const USER: &str = "system:serviceaccount:staging:oomgate";
 
 /// A scenario for `workload` (e.g. `deployment: web`) with the metrics-api source and, with

@@ -8,16 +8,16 @@
 //! (OpenMetrics label escapes, parsed by prometheus_client) and the terminal (no ESC byte, also
 //! with -v); memory.svg is checked beside the HTML.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::cluster::{
+use crate::support::cluster::{
     require_cgroups, ClusterConfig, ContainerTemplate, PodTemplate, SimCluster, MI,
 };
-use support::{run_bounded, text};
+use crate::support::{run_bounded, text};
 
 const POD: &str = "web-<script>alert(1)</script>\"'\n\u{1b}[31mred";
 const CONTAINER: &str = "app<script>alert(2)</script>\"'\n\u{1b}[32mgreen";

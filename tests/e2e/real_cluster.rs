@@ -2,13 +2,13 @@
 //! real RBAC, kube-controller-manager and kube-scheduler turning Deployments into pods, the
 //! rig's kubelet stand-in running them as real demo-service processes in memory cgroups,
 //! metrics-server behind the real aggregation layer, kube-state-metrics and Prometheus. One rig
-//! per test binary (started by the first test that needs it, taken down at exit; its watchdog
+//! per test process (started by the first test that needs it, taken down at exit; its watchdog
 //! takes it down should this process be killed). Faults are real: a Role without the
 //! metrics.k8s.io rule gets the real 403, and the kernel OOM-kills a container.
 //! Without the rig (no root, no Go toolchain, a failed build): a failure when CI=true, else a
 //! note and a return.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::{findings, run_bounded, text};
+use crate::support::{findings, run_bounded, text};
 
 const MI: u64 = 1024 * 1024;
 
@@ -195,7 +195,7 @@ extern "C" fn rig_down_at_exit() {
     }
 }
 
-/// The rig of this test binary, started on first use; None (after a note) when it cannot run
+/// The rig of this test process, started on first use; None (after a note) when it cannot run
 /// here and CI is not set.
 fn rig() -> Option<&'static Rig> {
     let r = RIG.get_or_init(|| {

@@ -2,9 +2,7 @@
 //! `<script>`, quotes, a newline and an ANSI escape comes out escaped in report.html,
 //! summary.md, junit.xml, metrics.txt and the terminal.
 
-mod support;
-
-use support::{require_cgroups, text, Case};
+use crate::support::{require_cgroups, text, Case};
 
 const SCENARIO: &str = r#"name: "<script>alert(1)</script>\"q'\nline2\u001b[31m"
 target: { url: "http://127.0.0.1:{PORT}" }

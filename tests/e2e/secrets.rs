@@ -2,11 +2,11 @@
 //! never appear in stdout, stderr or any file under --out of a real `oomgate run` (also with
 //! -v), nor in `oomgate check`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
-use support::{require_cgroups, text, Case};
+use crate::support::{require_cgroups, text, Case};
 
 const URL_PASS: &str = "s3cr3tpassZQ81";
 const API_TOKEN: &str = "tokVALUE-9f8e7d6c5b4a";
@@ -50,8 +50,7 @@ fn assert_no_secret(what: &str, bytes: &[u8]) {
 
 fn run_and_search(extra: &[&str]) {
     let case = Case::new(SCENARIO);
-    std::env::set_var("API_TOKEN", API_TOKEN);
-    let o = case.run(extra);
+    let o = case.run_with_env(extra, &[("API_TOKEN", API_TOKEN)]);
     assert!(matches!(o.status.code(), Some(0 | 1 | 3)), "{}", text(&o));
     assert_no_secret("stdout", &o.stdout);
     assert_no_secret("stderr", &o.stderr);
