@@ -104,7 +104,9 @@ fn judge_requests(
     long: &[&crate::model::StageWindow],
 ) -> Finding {
     let horizon_min = policy.leak.horizon.as_secs_f64() / 60.0;
-    let judged: Vec<(&RequestTrend, Severity, Option<f64>, Option<(u64, u64)>)> = trends
+    // (trend, severity, minutes to the allowed peak, (allowed peak, limit))
+    type Judged<'t> = (&'t RequestTrend, Severity, Option<f64>, Option<(u64, u64)>);
+    let judged: Vec<Judged<'_>> = trends
         .iter()
         .map(|&t| {
             let limit = group

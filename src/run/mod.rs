@@ -5,8 +5,10 @@
 //! its event channel; `measure` is shared. Cleanup happens on every path.
 
 mod kubernetes;
+pub use preflight::check_local;
 mod local;
 mod posthoc;
+mod preflight;
 mod progress;
 
 use std::sync::atomic::{AtomicI32, Ordering};

@@ -223,3 +223,58 @@ fn a_run_without_a_hold_has_its_leak_rule_skipped_in_every_format() {
         "{terminal}"
     );
 }
+
+#[test]
+fn check_verifies_a_local_workload_without_load() {
+    let check = |case: &Case| {
+        run_bounded(
+            Command::new(support::oomgate()).args(["check", case.scenario.to_str().unwrap()]),
+            Duration::from_secs(30),
+        )
+    };
+    // A heap above the limit is flagged before any run; the rest checks out.
+    let case = node_case("0", "256Mi", "--max-old-space-size=600", SHORT);
+    let o = check(&case);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("program: /") && out.contains("(executable)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("ready URL port 127.0.0.1:{}: free", case.port)),
+        "{out}"
+    );
+    assert!(out.contains("memory cgroups: "), "{out}");
+    assert!(
+        out.contains("heap: NODE_OPTIONS --max-old-space-size=600: warning: ")
+            && out.contains("the kernel OOM-kills before the GC tries hard"),
+        "{out}"
+    );
+    // Something already listening on the ready port: the run would measure the wrong process.
+    let busy = std::net::TcpListener::bind(("127.0.0.1", case.port)).unwrap();
+    let o = check(&case);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("workload.local.ready_url: something already listens on"),
+        "{}",
+        text(&o)
+    );
+    drop(busy);
+    // A program that does not exist.
+    let text_of = std::fs::read_to_string(&case.scenario).unwrap();
+    std::fs::write(
+        &case.scenario,
+        text_of.replace("[node, ", "[no-such-node-oomgate, "),
+    )
+    .unwrap();
+    let o = check(&case);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "workload.local.command: `no-such-node-oomgate` is not an executable file on PATH"
+        ),
+        "{}",
+        text(&o)
+    );
+}
