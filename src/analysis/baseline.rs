@@ -119,6 +119,9 @@ struct ContainerDoc {
 struct SuggestionDoc {
     #[serde(default)]
     limit_bytes: Option<u64>,
+    /// Set when that run withheld its suggestion (a leak): its limit was never suggested.
+    #[serde(default)]
+    withheld: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,7 +208,10 @@ pub fn parse_baseline(path: &Path, text: &str) -> Result<Baseline, BaselineError
                 container: c.container,
                 peak_bytes: c.peak_bytes,
                 limit_bytes: c.limit_bytes,
-                suggested_limit_bytes: c.suggestion.and_then(|s| s.limit_bytes),
+                suggested_limit_bytes: c
+                    .suggestion
+                    .filter(|s| s.withheld.is_none())
+                    .and_then(|s| s.limit_bytes),
             })
             .collect(),
         driver,

@@ -8,6 +8,7 @@ use crate::analysis::testdata::{noise, run_with};
 use crate::analysis::MIB;
 use crate::judge::fixtures::{t, window};
 use crate::model::{ContainerSeries, RequestMark, Sample, StageLoad};
+use std::time::Duration;
 
 const KIB: f64 = 1024.0;
 
@@ -155,4 +156,43 @@ fn requests_are_interpolated_between_marks_and_clamped_outside() {
     assert_eq!(requests_at(&r, at(60_000)), Some(done(20_000)));
     let spread = run(|_, _, _| 0.0, false);
     assert_eq!(requests_at(&spread, at(7_000)), Some(400.0 + 600.0));
+}
+
+#[test]
+fn a_short_flat_run_is_passed_only_when_it_could_have_seen_a_leak_that_matters() {
+    use crate::judge::evaluate;
+    use crate::model::{Policy, Rule, Severity};
+    let r = run(
+        |ms, _, users| 48.0 * MIB + users * 3.0 * MIB + 0.3 * MIB * noise(ms as u64),
+        true,
+    );
+    let leak = |policy: &Policy| {
+        evaluate(policy, &r)
+            .findings
+            .into_iter()
+            .find(|f| f.rule == Rule::Leak)
+            .unwrap()
+    };
+    // 9.6 s of holds show growth of 12 MiB/min or more; slower growth could still reach the
+    // 204.8 MiB allowed within the default 1 h horizon: not judged, never a pass.
+    let f = leak(&Policy::default());
+    assert_eq!(f.severity, Severity::Skipped, "{}", f.message);
+    assert!(
+        f.message
+            .contains("not judged: no growth per request above the noise")
+            && f.message.contains("hold the load for "),
+        "{}",
+        f.message
+    );
+    // Within a 5-minute horizon no growth too slow to show could get there: a pass that says
+    // how slow a trend it could see.
+    let mut short = Policy::default();
+    short.leak.horizon = Duration::from_secs(300);
+    let f = leak(&short);
+    assert_eq!(f.severity, Severity::Pass, "{}", f.message);
+    assert!(
+        f.message.contains("holds this short show growth of"),
+        "{}",
+        f.message
+    );
 }

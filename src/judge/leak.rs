@@ -64,15 +64,30 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
             .iter()
             .filter(|t| t.container == group.name)
             .collect();
-        let by_request = (!mine.is_empty()).then(|| judge_requests(policy, &group, &mine, &long));
+        let time_judged = by_time.severity != Severity::Skipped;
+        let by_request =
+            (!mine.is_empty()).then(|| judge_requests(policy, &group, &mine, time_judged));
         let mut f = match by_request {
-            Some(r) if rank(r.severity) > rank(by_time.severity) => r,
+            // Both not judged: the per-request one says what hold would judge it.
+            Some(r)
+                if rank(r.severity) > rank(by_time.severity)
+                    || (r.severity == Severity::Skipped
+                        && by_time.severity == Severity::Skipped) =>
+            {
+                r
+            }
             _ => by_time,
         };
         f.container = Some(group.name.to_string());
         out.push(f);
     }
     out
+}
+
+/// Whether growth too slow for `t`'s holds to show (its detectable rate) would still take the
+/// working set from the end of the holds to `allowed` within the horizon.
+fn blind_to(t: &RequestTrend, allowed: u64, horizon_min: f64) -> bool {
+    t.level_at_end + t.detectable_per_min() * horizon_min >= allowed as f64
 }
 
 /// Which of two leak findings to report: a judged result over a skipped one, the worse of two
@@ -101,7 +116,7 @@ fn judge_requests(
     policy: &Policy,
     group: &ContainerGroup<'_>,
     trends: &[&RequestTrend],
-    long: &[&crate::model::StageWindow],
+    time_judged: bool,
 ) -> Finding {
     let horizon_min = policy.leak.horizon.as_secs_f64() / 60.0;
     // (trend, severity, minutes to the allowed peak, (allowed peak, limit))
@@ -125,6 +140,10 @@ fn judge_requests(
                 }
             } else if t.rises_within_noise() {
                 Severity::Warn
+            } else if allowed.is_some_and(|(a, _)| blind_to(t, a, horizon_min)) {
+                // Flat within what these holds can show, but growth too slow to show here
+                // could still reach the allowed peak within the horizon: not judged.
+                Severity::Skipped
             } else {
                 Severity::Pass
             };
@@ -134,7 +153,7 @@ fn judge_requests(
     let (t, severity, minutes, allowed) = *judged
         .iter()
         .max_by(|a, b| {
-            rank(a.1).cmp(&rank(b.1)).then(
+            a.1.cmp(&b.1).then(
                 b.2.unwrap_or(f64::INFINITY)
                     .total_cmp(&a.2.unwrap_or(f64::INFINITY)),
             )
@@ -163,8 +182,28 @@ fn judge_requests(
         1 => "; 1 other pod grows too".to_string(),
         n => format!("; {n} other pods grow too"),
     };
-    let message = if severity == Severity::Pass {
-        let slower = if long.is_empty() {
+    let message = if severity == Severity::Skipped {
+        let (a, _) = allowed.expect("skipped only with a limit");
+        let room = a as f64 - t.level_at_end;
+        let needed = if room > 0.0 {
+            let per_sec = room / policy.leak.horizon.as_secs_f64();
+            format_minutes(
+                t.threshold() / per_sec / (1.0 - policy.leak.settle.clamp(0.0, 0.95)) / 60.0,
+            )
+        } else {
+            "longer".to_string()
+        };
+        format!(
+            "{}: not judged: no growth per request above the noise {through}, but holds this \
+             short only show growth of {}/min or more, and slower growth could still reach the \
+             {} allowed within the {} horizon: hold the load for {needed} or more to judge it",
+            group.name,
+            format_bytes_f(t.detectable_per_min()),
+            format_bytes(a),
+            format_duration(policy.leak.horizon)
+        )
+    } else if severity == Severity::Pass {
+        let slower = if !time_judged {
             format!(
                 "; holds this short show growth of {}/min or more: hold the load ≥ {} to judge \
                  slower trends",
@@ -231,7 +270,7 @@ fn judge_requests(
         }
     };
     let mut f = finding(Rule::Leak, severity, message);
-    if severity != Severity::Pass {
+    if !matches!(severity, Severity::Pass | Severity::Skipped) {
         f.pod = Some(t.pod.clone());
         f.at = Some(t.end);
     }

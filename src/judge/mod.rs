@@ -37,9 +37,15 @@ pub fn evaluate(policy: &Policy, run: &Run) -> Verdict {
     findings.extend(memory::check(policy, run));
     findings.extend(load::check(policy, run));
     findings.extend(vpa::check(policy, run));
-    findings.extend(leak::check(policy, run));
+    let leaks = leak::check(policy, run);
+    let leaking: Vec<String> = leaks
+        .iter()
+        .filter(|f| f.severity == Severity::Fail)
+        .filter_map(|f| f.container.clone())
+        .collect();
+    findings.extend(leaks);
     findings.extend(capacity::check(policy, run));
-    findings.extend(runtime::check(policy, run));
+    findings.extend(runtime::check(policy, run, &leaking));
     findings.extend(regression::check(policy, run));
     findings.extend(pods::check(run));
     Verdict {

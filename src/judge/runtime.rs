@@ -6,14 +6,16 @@
 //! finding.
 
 use super::{finding, group_containers};
-use crate::analysis::recommend::recommend;
+use crate::analysis::recommend::{gomemlimit_for, node_heap_mib_for, recommend};
 use crate::analysis::runtime::{
     advice, assess, container_env, heap_settings, Assessment, HeapKind, HeapSetting, HeapValue,
 };
 use crate::model::{Finding, Policy, Rule, Run, Severity};
 use crate::units::{format_bytes, format_bytes_exact, format_percent};
 
-pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
+/// `leaking`: the container names that failed the leak rule; nothing is sized from their peak
+/// ("What to change" withholds it), so their settings are weighed against the current limit.
+pub(super) fn check(policy: &Policy, run: &Run, leaking: &[String]) -> Vec<Finding> {
     let mut out = Vec::new();
     let recommendations = recommend(run, policy);
     for group in group_containers(run) {
@@ -40,7 +42,8 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
         let suggested = recommendations
             .iter()
             .find(|r| r.container == group.name)
-            .map(|r| r.limit);
+            .map(|r| r.limit)
+            .filter(|_| !leaking.iter().any(|n| n == group.name));
         for setting in &settings {
             out.push(named(
                 group.name,
@@ -85,8 +88,19 @@ fn judge(name: &str, setting: &HeapSetting, limit: Option<u64>, suggested: Optio
     };
     let limit_text = format_bytes(limit);
     let kind = setting.kind;
+    let assessment = assess(setting, limit);
+    let current = setting.heap_bytes(limit);
+    // The suggested limit's value, unless it points the wrong way for this finding (a heap
+    // called too low must not be told to go lower, one too high not higher).
+    let toward = |s: u64| match (heap_for(kind, s), current, assessment) {
+        (Some(new), Some(now), Assessment::Low { .. }) => new > now,
+        (Some(new), Some(now), Assessment::High { .. } | Assessment::AtOrAboveLimit { .. }) => {
+            new < now
+        }
+        _ => true,
+    };
     let set = match suggested {
-        Some(s) if s != limit => advice(
+        Some(s) if s != limit && toward(s) => advice(
             kind,
             s,
             &format!(
@@ -97,7 +111,7 @@ fn judge(name: &str, setting: &HeapSetting, limit: Option<u64>, suggested: Optio
         _ => advice(kind, limit, "the limit"),
     };
     let heap = setting.heap_bytes(limit).map(|b| b as f64);
-    let (severity, message, threshold) = match assess(setting, limit) {
+    let (severity, message, threshold) = match assessment {
         Assessment::Unreadable => {
             let why = setting.value.as_ref().err().cloned().unwrap_or_default();
             (
@@ -164,6 +178,15 @@ fn judge(name: &str, setting: &HeapSetting, limit: Option<u64>, suggested: Optio
     f
 }
 
+/// The heap `advice` sets for `kind` under `limit`, bytes (Java's is a share: `None`).
+fn heap_for(kind: HeapKind, limit: u64) -> Option<u64> {
+    match kind {
+        HeapKind::GoMemLimit => Some(gomemlimit_for(limit)),
+        HeapKind::NodeMaxOldSpace => Some(node_heap_mib_for(limit) << 20),
+        HeapKind::JavaXmx | HeapKind::JavaMaxRamPercentage => None,
+    }
+}
+
 /// A share rounded to a tenth of a percent for messages.
 fn round_share(share: f64) -> f64 {
     (share * 1000.0).round() / 1000.0
@@ -173,6 +196,10 @@ fn round_share(share: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::judge::fixtures::*;
+
+    fn check_all(run: &Run) -> Vec<Finding> {
+        check(&Policy::default(), run, &[])
+    }
 
     fn run_with_env(limit: Option<u64>, env: &[(&str, &str)]) -> Run {
         let mut run = local_run();
@@ -187,7 +214,7 @@ mod tests {
     }
 
     fn findings(limit: Option<u64>, env: &[(&str, &str)]) -> Vec<Finding> {
-        check(&Policy::default(), &run_with_env(limit, env))
+        check_all(&run_with_env(limit, env))
     }
 
     fn one(limit: u64, env: &[(&str, &str)]) -> Finding {
@@ -269,13 +296,37 @@ mod tests {
     }
 
     #[test]
+    fn a_leaking_container_and_a_heap_called_too_low_are_told_the_value_for_the_current_limit() {
+        let run = run_with_env(
+            Some(512 * MIB),
+            &[("NODE_OPTIONS", "--max-old-space-size=600")],
+        );
+        let f = check(&Policy::default(), &run, &["app".to_string()]).remove(0);
+        assert!(
+            f.message
+                .ends_with("set --max-old-space-size=384 (75% of the limit)"),
+            "{}",
+            f.message
+        );
+        // GOMEMLIMIT far below a 1 GiB limit: never told to go lower still.
+        let f = one(GIB, &[("GOMEMLIMIT", "400MiB")]);
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(
+            f.message
+                .ends_with("set GOMEMLIMIT=921MiB (90% of the limit)"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
     fn the_finding_and_what_to_change_give_one_number() {
         // 512 MiB limit, a heap above it: the finding's value is the recommendation's.
         let run = run_with_env(
             Some(512 * MIB),
             &[("NODE_OPTIONS", "--max-old-space-size=600")],
         );
-        let f = check(&Policy::default(), &run).remove(0);
+        let f = check_all(&run).remove(0);
         assert_eq!(f.severity, Severity::Fail);
         let rec = recommend(&run, &Policy::default()).remove(0);
         let env = &rec.env[0].value;
@@ -293,7 +344,7 @@ mod tests {
             &[("NODE_OPTIONS", "--max-old-space-size=600")],
         );
         same.containers[0].limit = Some(rec.limit);
-        let f = check(&Policy::default(), &same).remove(0);
+        let f = check_all(&same).remove(0);
         assert!(
             f.message.ends_with(&format!(
                 "set --max-old-space-size={value} (75% of the limit)"
@@ -339,7 +390,7 @@ mod tests {
             .message
             .starts_with("app: no heap setting in its environment"));
         // Unknown environment: no finding at all.
-        assert!(check(&Policy::default(), &local_run()).is_empty());
+        assert!(check_all(&local_run()).is_empty());
     }
 
     #[test]

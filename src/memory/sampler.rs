@@ -236,10 +236,13 @@ impl Sampler {
                     Some(s.max_inactive_file.map_or(inactive, |m| m.max(inactive)));
             }
             if let Some(peak) = o.kernel_peak_usage {
+                // The peak rose after the previous reading only when that reading had the
+                // counter too (a first reading's peak may be from before the gate started).
+                let had_counter = s.kernel_peak_usage.is_some();
                 if s.kernel_peak_usage.is_none_or(|(p, _)| peak > p) {
                     s.kernel_peak_usage = Some((peak, o.at));
                     let n = s.samples.len();
-                    s.kernel_peak_after = (n >= 2).then(|| s.samples[n - 2].at);
+                    s.kernel_peak_after = (had_counter && n >= 2).then(|| s.samples[n - 2].at);
                 }
             }
         }

@@ -161,7 +161,8 @@ pub fn runtime(r: &Recommendation) -> String {
 pub fn runtime_line(row: &ContainerRow, r: &Recommendation) -> String {
     if leaking(row) {
         "Runtime heap: no new setting until the growth is fixed (a heap sized to this run would \
-         be outgrown the same way)."
+         be outgrown the same way); keep it within the current limit (see the runtime-setting \
+         finding)."
             .to_string()
     } else {
         runtime(r)
