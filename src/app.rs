@@ -259,13 +259,7 @@ async fn cmd_check(args: CheckArgs) -> Result<u8> {
                 allowed.map(format_bytes).unwrap_or_else(|| "-".into()),
                 l.request.map(format_bytes).unwrap_or_else(|| "none".into())
             )?;
-            match crate::memory::cgroup::can_create_cgroups() {
-                Ok(v) => writeln!(o, "    memory cgroups: can create ({v}); the limit will be enforced by the kernel")?,
-                Err(e) => writeln!(
-                    o,
-                    "    memory cgroups: unavailable ({e}); the limit will NOT be enforced and memory will be read from /proc"
-                )?,
-            }
+            run::check_local(&sc, l, &mut o)?;
             Ok(0)
         }
         WorkloadSpec::Kubernetes(k) => {

@@ -52,7 +52,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Gate the bundled demo service under a 256Mi limit (about 20 s); needs nothing but this binary
     #[command(
-        after_help = "Examples:\n  oomgate demo          # passes\n  oomgate demo --leak   # the service keeps memory per request: fails on headroom"
+        after_help = "Examples:\n  oomgate demo          # passes\n  oomgate demo --leak   # the service keeps memory per request: fails on leak"
     )]
     Demo(DemoArgs),
     /// Print a shell completion script

@@ -106,6 +106,9 @@ pub struct ContainerSeries {
     /// The kernel's peak of *usage* (v2 `memory.peak`, v1 `memory.max_usage_in_bytes`), when known,
     /// with the time it was first seen at that value.
     pub kernel_peak_usage: Option<(u64, Timestamp)>,
+    /// The reading before the one that first showed `kernel_peak_usage`: the kernel's peak
+    /// happened after it (and by the time first seen), as closely as the counter tells.
+    pub kernel_peak_after: Option<Timestamp>,
     /// The most `usage − working_set` (inactive file cache) seen in any sample; named when the
     /// kernel's usage peak and the samples leave the working-set peak undecided.
     pub max_inactive_file: Option<u64>,
@@ -215,6 +218,7 @@ impl ContainerSeries {
             request: None,
             samples: Vec::new(),
             kernel_peak_usage: None,
+            kernel_peak_after: None,
             max_inactive_file: None,
             gone: None,
             clock_skew: None,
@@ -337,6 +341,18 @@ pub struct LoadStats {
     pub tool_exit_code: Option<i32>,
     /// Load numbers per stage, when the driver can split them (k6; not Goose).
     pub per_stage: Vec<StageLoad>,
+    /// Requests completed so far, read at every memory tick (Goose, whose counters the gate
+    /// sees live); empty when the driver reports only at the end. `analysis::leak` weighs
+    /// memory against it, falling back to `per_stage` spread evenly over each stage.
+    #[serde(skip)]
+    pub timeline: Vec<RequestMark>,
+}
+
+/// Requests completed by `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestMark {
+    pub at: Timestamp,
+    pub requests: u64,
 }
 
 /// The load driver's numbers for one stage, when the driver can split them by stage (k6 can,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::judge::group_containers;
-use crate::model::{Run, Timestamp};
+use crate::model::{Policy, Run, Timestamp};
 use crate::report::json::SCHEMA_ID;
 
 const HINT: &str =
@@ -51,6 +51,8 @@ pub struct BaselineContainer {
     pub container: String,
     pub peak_bytes: Option<u64>,
     pub limit_bytes: Option<u64>,
+    /// The limit that run suggested (`containers[].suggestion.limit_bytes`), when it wrote one.
+    pub suggested_limit_bytes: Option<u64>,
 }
 
 /// What a baseline report says.
@@ -107,6 +109,14 @@ struct ContainerDoc {
     container: String,
     #[serde(default)]
     peak_bytes: Option<u64>,
+    #[serde(default)]
+    limit_bytes: Option<u64>,
+    #[serde(default)]
+    suggestion: Option<SuggestionDoc>,
+}
+
+#[derive(Deserialize)]
+struct SuggestionDoc {
     #[serde(default)]
     limit_bytes: Option<u64>,
 }
@@ -195,6 +205,7 @@ pub fn parse_baseline(path: &Path, text: &str) -> Result<Baseline, BaselineError
                 container: c.container,
                 peak_bytes: c.peak_bytes,
                 limit_bytes: c.limit_bytes,
+                suggested_limit_bytes: c.suggestion.and_then(|s| s.limit_bytes),
             })
             .collect(),
         driver,
@@ -209,6 +220,9 @@ pub enum Metric {
     PeakBytes,
     /// The run's p95 latency, milliseconds.
     P95Ms,
+    /// The limit a container's "What to change" suggested, bytes (informational: the peak
+    /// delta is what the regression rule judges).
+    SuggestedLimitBytes,
 }
 
 /// One row of the delta table.
@@ -235,6 +249,8 @@ impl Delta {
         match (self.metric, &self.container) {
             (Metric::PeakBytes, Some(c)) => format!("{c} peak"),
             (Metric::PeakBytes, None) => "peak".to_string(),
+            (Metric::SuggestedLimitBytes, Some(c)) => format!("{c} suggested limit"),
+            (Metric::SuggestedLimitBytes, None) => "suggested limit".to_string(),
             (Metric::P95Ms, _) => "p95 latency".to_string(),
         }
     }
@@ -276,6 +292,39 @@ pub fn deltas(run: &Run, baseline: &Baseline) -> Vec<Delta> {
         baseline: baseline.p95_ms,
         current: current_p95(run),
     });
+    out
+}
+
+/// The suggested limit per container name against the one the baseline suggested, for the
+/// containers where either run suggested one.
+pub fn suggestion_deltas(run: &Run, policy: &Policy, baseline: &Baseline) -> Vec<Delta> {
+    let now = super::recommend::recommend(run, policy);
+    let mut out: Vec<Delta> = now
+        .iter()
+        .map(|r| Delta {
+            metric: Metric::SuggestedLimitBytes,
+            container: Some(r.container.clone()),
+            baseline: baseline
+                .containers
+                .iter()
+                .find(|c| c.container == r.container)
+                .and_then(|c| c.suggested_limit_bytes)
+                .map(|b| b as f64),
+            current: Some(r.limit as f64),
+        })
+        .collect();
+    for c in &baseline.containers {
+        if let Some(b) = c.suggested_limit_bytes {
+            if !now.iter().any(|r| r.container == c.container) {
+                out.push(Delta {
+                    metric: Metric::SuggestedLimitBytes,
+                    container: Some(c.container.clone()),
+                    baseline: Some(b as f64),
+                    current: None,
+                });
+            }
+        }
+    }
     out
 }
 

@@ -111,6 +111,75 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<SlopeFit> {
     })
 }
 
+/// One Theil–Sen slope through several groups of points, each with its own intercept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PooledFit {
+    pub slope: f64,
+    /// 25th percentile of the pairwise slopes.
+    pub low: f64,
+    /// Per group, the median of `y − slope × x`.
+    pub intercepts: Vec<f64>,
+}
+
+/// Fits one slope through `groups`, pairing points only within a group (so steps between the
+/// groups never count as slope) and giving each group its own intercept. At most
+/// [`MAX_PAIRS`] pairs: a larger group contributes a fixed-seed uniform sample of its pairs, in
+/// proportion to its share of all pairs. `None` without two distinct x values in one group.
+pub fn theil_sen_pooled(groups: &[Vec<(f64, f64)>]) -> Option<PooledFit> {
+    let totals: Vec<usize> = groups
+        .iter()
+        .map(|g| g.len() * g.len().saturating_sub(1) / 2)
+        .collect();
+    let all: usize = totals.iter().sum();
+    let mut slopes = Vec::with_capacity(all.min(MAX_PAIRS));
+    let mut rng = SplitMix64(0x006F_6F6D_6761_7465);
+    for (points, &total) in groups.iter().zip(&totals) {
+        let mut push = |i: usize, j: usize| {
+            let ((xi, yi), (xj, yj)) = (points[i], points[j]);
+            let dx = xj - xi;
+            if dx != 0.0 && dx.is_finite() {
+                slopes.push((yj - yi) / dx);
+            }
+        };
+        let budget = if all <= MAX_PAIRS {
+            total
+        } else {
+            ((total as f64 / all as f64) * MAX_PAIRS as f64).ceil() as usize
+        };
+        if budget >= total {
+            for i in 0..points.len() {
+                for j in i + 1..points.len() {
+                    push(i, j);
+                }
+            }
+        } else {
+            let n = points.len();
+            let mut drawn = 0;
+            while drawn < budget {
+                let (i, j) = (rng.below(n), rng.below(n));
+                if i != j {
+                    push(i.min(j), i.max(j));
+                    drawn += 1;
+                }
+            }
+        }
+    }
+    let slope = quantile(&mut slopes, 0.5)?;
+    let low = quantile(&mut slopes, 0.25)?;
+    let intercepts = groups
+        .iter()
+        .map(|g| {
+            let mut offsets: Vec<f64> = g.iter().map(|&(x, y)| y - slope * x).collect();
+            median(&mut offsets).unwrap_or(0.0)
+        })
+        .collect();
+    Some(PooledFit {
+        slope,
+        low,
+        intercepts,
+    })
+}
+
 /// The working-set trend of one pod's container through the judged part of one hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HoldTrend {

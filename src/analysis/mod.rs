@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod capacity;
 pub mod leak;
 pub mod recommend;
+pub mod request_leak;
 pub mod runtime;
 #[cfg(test)]
 pub(crate) mod testdata;

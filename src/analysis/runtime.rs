@@ -128,15 +128,17 @@ pub fn assess(setting: &HeapSetting, limit: u64) -> Assessment {
     }
 }
 
-/// What to set instead under `limit`: "GOMEMLIMIT=921MiB (90% of the limit)".
-pub fn advice(kind: HeapKind, limit: u64) -> String {
+/// What to set instead under `limit`: "GOMEMLIMIT=921MiB (90% of the limit)"; `of` names the
+/// limit ("the limit", "the 144 MiB limit suggested in …"). The values come from the same
+/// functions `recommend` uses, so a finding and "What to change" quote one number.
+pub fn advice(kind: HeapKind, limit: u64, of: &str) -> String {
     match kind {
         HeapKind::GoMemLimit => format!(
-            "GOMEMLIMIT={} (90% of the limit)",
+            "GOMEMLIMIT={} (90% of {of})",
             format_go_bytes(gomemlimit_for(limit))
         ),
         HeapKind::NodeMaxOldSpace => format!(
-            "--max-old-space-size={} (75% of the limit)",
+            "--max-old-space-size={} (75% of {of})",
             node_heap_mib_for(limit)
         ),
         HeapKind::JavaXmx | HeapKind::JavaMaxRamPercentage => format!(

@@ -132,12 +132,12 @@ fn weighs_settings_against_the_limit() {
 #[test]
 fn advises_the_setting_that_follows_from_the_limit() {
     assert_eq!(
-        advice(HeapKind::GoMemLimit, 512 * MIB),
+        advice(HeapKind::GoMemLimit, 512 * MIB, "the limit"),
         "GOMEMLIMIT=460MiB (90% of the limit)"
     );
     assert_eq!(
-        advice(HeapKind::NodeMaxOldSpace, GIB),
+        advice(HeapKind::NodeMaxOldSpace, GIB, "the limit"),
         "--max-old-space-size=768 (75% of the limit)"
     );
-    assert!(advice(HeapKind::JavaXmx, GIB).starts_with("-XX:MaxRAMPercentage=75"));
+    assert!(advice(HeapKind::JavaXmx, GIB, "the limit").starts_with("-XX:MaxRAMPercentage=75"));
 }

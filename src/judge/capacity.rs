@@ -11,10 +11,25 @@ use crate::model::{Finding, Policy, Rule, Run, Severity};
 use crate::units::{format_bytes, format_bytes_exact_quantity, format_percent};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
-    let Some(expected) = policy.expected_peak_users else {
-        return Vec::new();
-    };
     let groups = group_containers(run);
+    let Some(expected) = policy.expected_peak_users else {
+        return groups
+            .iter()
+            .map(|g| {
+                let mut f = finding(
+                    Rule::Capacity,
+                    Severity::Skipped,
+                    format!(
+                        "{}: not judged: no expected_peak_users (set policy.expected_peak_users \
+                         to predict memory at the load production sees)",
+                        g.name
+                    ),
+                );
+                f.container = Some(g.name.to_string());
+                f
+            })
+            .collect();
+    };
     capacity(run, policy.leak.settle)
         .iter()
         .map(|model| {
@@ -67,8 +82,8 @@ fn judge(policy: &Policy, model: &CapacityModel, expected: u32, limit: Option<u6
     let mut f = match limit {
         None => finding(
             Rule::Capacity,
-            Severity::Pass,
-            format!("{name}: {at}, with no memory limit to compare with"),
+            Severity::Skipped,
+            format!("{name}: not judged: {at}, with no memory limit to compare with"),
         ),
         Some(limit) => {
             let allowed = allowed_peak(limit, policy.headroom);
@@ -140,8 +155,16 @@ mod tests {
     }
 
     #[test]
-    fn no_expected_load_no_finding() {
-        assert!(check(&Policy::default(), &run(&[50, 100], 50.0, 0.5, Some(GIB))).is_empty());
+    fn no_expected_load_is_not_judged() {
+        let found = check(&Policy::default(), &run(&[50, 100], 50.0, 0.5, Some(GIB)));
+        assert!(!found.is_empty());
+        for f in &found {
+            assert_eq!(f.severity, Severity::Skipped, "{f:?}");
+            assert!(
+                f.message.contains("not judged: no expected_peak_users"),
+                "{f:?}"
+            );
+        }
     }
 
     #[test]
@@ -223,7 +246,7 @@ mod tests {
     #[test]
     fn without_a_limit_the_prediction_is_only_shown() {
         let f = one(&expecting(400), &run(&[50, 100], 50.0, 0.5, None));
-        assert_eq!(f.severity, Severity::Pass);
+        assert_eq!(f.severity, Severity::Skipped);
         assert!(f
             .message
             .ends_with(", with no memory limit to compare with"));

@@ -120,6 +120,7 @@ pub fn healthy_load() -> LoadStats {
         tool_thresholds_failed: false,
         tool_exit_code: None,
         per_stage: Vec::new(),
+        timeline: Vec::new(),
     }
 }
 

@@ -1,14 +1,20 @@
-//! The `leak` rule: one finding per container name from the trends `analysis::leak` fits
-//! through the holds. A growing trend that would reach the allowed peak within
-//! `policy.leak.horizon` after its hold fails; one that grows more slowly, or grows with no
-//! limit to reach, warns; otherwise the container passes, and the finding says which trend was
-//! largest. When several pods or holds grow, the one closest to its allowed peak is reported
-//! and the others counted.
+//! The `leak` rule: one finding per container name, from two kinds of trend `analysis` fits.
+//! Through every hold of at least `policy.leak.min_hold`, working set against time
+//! (`analysis::leak`); through every hold however short, working set against requests served
+//! (`analysis::request_leak`), which shows memory kept per request within seconds under load.
+//! A growing trend that would reach the allowed peak within `policy.leak.horizon` fails; one
+//! that grows more slowly, or grows with no limit to reach, warns; a clearly positive
+//! per-request rise that stays within the noise warns with the hold length that would settle
+//! it; otherwise the container passes, and the finding says which trend was largest and, for
+//! short runs, the slowest growth the run could have shown. The worse of the two kinds is
+//! reported; with neither (no hold with enough samples) the rule is skipped. When several pods
+//! or holds grow, the one closest to its allowed peak is reported and the others counted.
 
 use super::{allowed_peak, clock, finding, group_containers, ContainerGroup};
 use crate::analysis::format_bytes_f;
 use crate::analysis::format_minutes;
 use crate::analysis::leak::{hold_trends, long_holds, HoldTrend, MIN_SAMPLES};
+use crate::analysis::request_leak::{request_trends, RequestTrend};
 use crate::model::{Finding, Policy, Rule, Run, Severity};
 use crate::units::{format_bytes, format_duration, format_percent};
 
@@ -20,9 +26,10 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     } else {
         hold_trends(run, rule)
     };
+    let per_request = request_trends(run, rule);
     let mut out = Vec::new();
     for group in group_containers(run) {
-        let mut f = if long.is_empty() {
+        let by_time = if long.is_empty() {
             finding(
                 Rule::Leak,
                 Severity::Skipped,
@@ -53,10 +60,188 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
                 judge_trends(policy, &group, &mine)
             }
         };
+        let mine: Vec<&RequestTrend> = per_request
+            .iter()
+            .filter(|t| t.container == group.name)
+            .collect();
+        let by_request = (!mine.is_empty()).then(|| judge_requests(policy, &group, &mine, &long));
+        let mut f = match by_request {
+            Some(r) if rank(r.severity) > rank(by_time.severity) => r,
+            _ => by_time,
+        };
         f.container = Some(group.name.to_string());
         out.push(f);
     }
     out
+}
+
+/// Which of two leak findings to report: a judged result over a skipped one, the worse of two
+/// judged ones, and the per-time one on a tie (it sees slower growth).
+fn rank(s: Severity) -> u8 {
+    match s {
+        Severity::Skipped => 0,
+        Severity::Pass => 1,
+        Severity::Warn => 2,
+        Severity::Inconclusive => 3,
+        Severity::Fail => 4,
+    }
+}
+
+/// "app" or "app (pod web-1)".
+fn who(group: &ContainerGroup<'_>, pod: &str) -> String {
+    if group.pods().len() > 1 || pod != "local" {
+        format!("{} (pod {pod})", group.name)
+    } else {
+        group.name.to_string()
+    }
+}
+
+/// The per-request trends of one container name: the worst pod decides.
+fn judge_requests(
+    policy: &Policy,
+    group: &ContainerGroup<'_>,
+    trends: &[&RequestTrend],
+    long: &[&crate::model::StageWindow],
+) -> Finding {
+    let horizon_min = policy.leak.horizon.as_secs_f64() / 60.0;
+    // (trend, severity, minutes to the allowed peak, (allowed peak, limit))
+    type Judged<'t> = (&'t RequestTrend, Severity, Option<f64>, Option<(u64, u64)>);
+    let judged: Vec<Judged<'_>> = trends
+        .iter()
+        .map(|&t| {
+            let limit = group
+                .series
+                .iter()
+                .find(|s| s.pod == t.pod)
+                .and_then(|s| s.limit)
+                .or_else(|| group.limit());
+            let allowed = limit.map(|l| (allowed_peak(l, policy.headroom), l));
+            let minutes = allowed.and_then(|(a, _)| t.minutes_to(a));
+            let severity = if t.is_growing() {
+                if minutes.is_some_and(|m| m <= horizon_min) {
+                    Severity::Fail
+                } else {
+                    Severity::Warn
+                }
+            } else if t.rises_within_noise() {
+                Severity::Warn
+            } else {
+                Severity::Pass
+            };
+            (t, severity, minutes, allowed)
+        })
+        .collect();
+    let (t, severity, minutes, allowed) = *judged
+        .iter()
+        .max_by(|a, b| {
+            rank(a.1).cmp(&rank(b.1)).then(
+                b.2.unwrap_or(f64::INFINITY)
+                    .total_cmp(&a.2.unwrap_or(f64::INFINITY)),
+            )
+        })
+        .expect("at least one trend");
+    let holds = t.holds.len();
+    let through = format!(
+        "through {holds} hold{} ({:.0} requests in {:.0} s)",
+        if holds == 1 { "" } else { "s" },
+        t.requests,
+        t.seconds
+    );
+    let per_request = format!(
+        "{} per request ({}/min at the busiest hold's {:.0} requests/s)",
+        format_bytes_f(t.slope),
+        format_bytes_f(t.bytes_per_sec() * 60.0),
+        t.rps
+    );
+    let name = who(group, &t.pod);
+    let others = judged
+        .iter()
+        .filter(|j| !std::ptr::eq(j.0, t) && j.1 != Severity::Pass)
+        .count();
+    let also = match others {
+        0 => String::new(),
+        1 => "; 1 other pod grows too".to_string(),
+        n => format!("; {n} other pods grow too"),
+    };
+    let message = if severity == Severity::Pass {
+        let slower = if long.is_empty() {
+            format!(
+                "; holds this short show growth of {}/min or more: hold the load ≥ {} to judge \
+                 slower trends",
+                format_bytes_f(t.detectable_per_min()),
+                format_duration(policy.leak.min_hold)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{}: no growth per request {through} (slope {}{} per request, within the noise){slower}",
+            group.name,
+            if t.slope > 0.0 { "+" } else { "" },
+            format_bytes_f(t.slope)
+        )
+    } else if !t.is_growing() {
+        let needed = t
+            .hold_needed(policy.leak.settle)
+            .map(|s| format_minutes(s / 60.0))
+            .unwrap_or_else(|| "longer".into());
+        format!(
+            "{name}: working set rises {per_request} {through}, {} over the run, within the noise \
+             of ±{}: too little to call a leak in a run this short; hold the load for {needed} or \
+             more to tell a leak from noise{also}",
+            format_bytes_f(t.growth),
+            format_bytes_f(t.noise)
+        )
+    } else {
+        let head = format!("{name}: working set grows {per_request} {through}");
+        match (allowed, minutes) {
+            (Some((allowed, limit)), Some(minutes)) => {
+                let bound = format!(
+                    "the {} allowed ({} limit, {} headroom)",
+                    format_bytes(allowed),
+                    format_bytes(limit),
+                    format_percent(policy.headroom)
+                );
+                let reach = if minutes <= 0.0 {
+                    format!("and had already reached {bound} by {}", clock(t.end))
+                } else {
+                    format!(
+                        "and would reach {bound} after {} more of this load",
+                        format_minutes(minutes)
+                    )
+                };
+                if severity == Severity::Fail {
+                    format!(
+                        "{head} {reach}{also}: memory is kept per request: take two heap \
+                         profiles a few thousand requests apart and fix what each request \
+                         leaves behind; a larger limit only delays the OOM kill"
+                    )
+                } else {
+                    format!(
+                        "{head} {reach}, beyond the {} horizon{also}: hold the load longer to see \
+                         whether it levels off",
+                        format_duration(policy.leak.horizon)
+                    )
+                }
+            }
+            _ => format!(
+                "{head}, and no memory limit bounds it{also}: set a limit, and take two heap \
+                 profiles a few thousand requests apart to find what each request leaves behind"
+            ),
+        }
+    };
+    let mut f = finding(Rule::Leak, severity, message);
+    if severity != Severity::Pass {
+        f.pod = Some(t.pod.clone());
+        f.at = Some(t.end);
+    }
+    f.observed = Some(t.bytes_per_sec() * 60.0);
+    f.threshold = allowed.map(|(allowed, _)| {
+        ((allowed as f64 - t.level_at_end) / horizon_min)
+            .max(0.0)
+            .round()
+    });
+    f
 }
 
 /// A trend's verdict: severity, minutes to the allowed peak, the allowed peak and the limit.

@@ -6,7 +6,7 @@
 //! get one finding per event, naming the pod and the time.
 
 use super::working_set::{decide, Bounded};
-use super::{finding, format_byte_pair, group_containers, when, ContainerGroup};
+use super::{between, finding, format_byte_pair, group_containers, when, ContainerGroup};
 use crate::judge::allowed_peak;
 use crate::model::{
     Finding, PeakSource, Policy, RestartEvent, RestartReason, Rule, Run, Severity,
@@ -129,6 +129,8 @@ struct Judged<'a> {
     source: PeakSource,
     /// The kernel's peak usage when it is above the sampled peak: an upper bound.
     upper: Option<(u64, crate::model::Timestamp)>,
+    /// The reading before the one that first showed `upper`.
+    upper_after: Option<crate::model::Timestamp>,
     max_inactive_file: Option<u64>,
 }
 
@@ -185,6 +187,7 @@ fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Findin
                 at,
                 source,
                 upper: s.peak_upper(),
+                upper_after: s.kernel_peak_after,
                 max_inactive_file: s.max_inactive_file,
             })
         })
@@ -265,6 +268,7 @@ fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Findin
                 ),
                 Bounded::Undecided => {
                     let (upper, upper_at) = w.upper.unwrap_or((w.bytes, w.at));
+                    let upper_after = w.upper_after;
                     let cache = match w.max_inactive_file {
                         Some(c) if c > 0 => format!(
                             "; samples saw up to {} of inactive page cache",
@@ -278,7 +282,7 @@ fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Findin
                         format!(
                             "{head} is within the {allowed_text} allowed ({} limit, {} \
                              headroom), but the kernel's peak usage, page cache included, was \
-                             {} (first seen at {}): the working-set peak lies between {} and \
+                             {} ({}): the working-set peak lies between {} and \
                              {}, and the kernel's numbers cannot tell whether the memory above \
                              the samples was page cache or the service's own{cache}. Sample \
                              faster (memory.interval) to catch a spike of its own, or keep the \
@@ -287,7 +291,7 @@ fn headroom(policy: &Policy, run: &Run, g: &ContainerGroup<'_>) -> Option<Findin
                             format_bytes(w.limit),
                             format_percent(policy.headroom),
                             format_bytes(upper),
-                            when(run, upper_at),
+                            between(run, upper_after, upper_at),
                             format_bytes(w.bytes),
                             format_bytes(upper),
                         ),

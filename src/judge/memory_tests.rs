@@ -74,6 +74,35 @@ fn peak_equal_to_allowed_passes_and_one_byte_more_fails() {
 }
 
 #[test]
+fn a_kernel_peak_says_between_which_readings_it_happened() {
+    let mut run = single(600 * MIB);
+    let s = &mut run.containers[0];
+    s.kernel_peak_usage = Some((950 * MIB, t(12, 5, 2)));
+    s.kernel_peak_after = Some(t(12, 5, 1));
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert!(
+        f.message
+            .contains("was 950 MiB (between 12:05:01 and 12:05:02 (stage 4, hold at 200 users))"),
+        "{}",
+        f.message
+    );
+    // Across a stage boundary each end says where it lies.
+    let s = &mut run.containers[0];
+    s.kernel_peak_usage = Some((950 * MIB, t(12, 6, 1)));
+    s.kernel_peak_after = Some(t(12, 5, 59));
+    let v = evaluate(&Policy::default(), &run);
+    let f = only(&v.findings, Rule::Headroom, "app");
+    assert!(
+        f.message.contains(
+            "(between 12:05:59 (stage 4, hold at 200 users) and 12:06:01 (after the load ended))"
+        ),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
 fn a_kernel_peak_above_the_allowed_peak_leaves_headroom_inconclusive_naming_both_bounds() {
     // Samples peak at 600 MiB; the kernel's usage peak, page cache included, reached 950 MiB
     // between two samples. The allowed 819.2 MiB lies between: neither a pass nor a fail.

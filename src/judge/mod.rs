@@ -39,7 +39,7 @@ pub fn evaluate(policy: &Policy, run: &Run) -> Verdict {
     findings.extend(vpa::check(policy, run));
     findings.extend(leak::check(policy, run));
     findings.extend(capacity::check(policy, run));
-    findings.extend(runtime::check(run));
+    findings.extend(runtime::check(policy, run));
     findings.extend(regression::check(policy, run));
     findings.extend(pods::check(run));
     Verdict {
@@ -180,6 +180,24 @@ pub fn stage_label(run: &Run, at: Timestamp) -> Option<String> {
     } else {
         "after the load ended".to_string()
     })
+}
+
+/// When a kernel counter's peak happened, as closely as its readings tell: "between 12:04:30
+/// and 12:04:31 (stage 4, hold at 200 users)", each end labelled when they fall in different
+/// stages; [`when`] alone without the earlier reading.
+pub(crate) fn between(run: &Run, after: Option<Timestamp>, at: Timestamp) -> String {
+    let Some(after) = after.filter(|a| *a < at) else {
+        return format!("first seen at {}", when(run, at));
+    };
+    let (a, b) = (stage_label(run, after), stage_label(run, at));
+    if a == b {
+        match b {
+            Some(label) => format!("between {} and {} ({label})", clock(after), clock(at)),
+            None => format!("between {} and {}", clock(after), clock(at)),
+        }
+    } else {
+        format!("between {} and {}", when(run, after), when(run, at))
+    }
 }
 
 /// "12:04:31 (stage 4, hold at 200 users)".

@@ -84,10 +84,10 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
                     }
                     _ => finding(
                         Rule::Regression,
-                        Severity::Pass,
+                        Severity::Skipped,
                         format!(
-                            "{name}: peak {current_text}; {base} has no peak for it to compare \
-                             with"
+                            "{name}: not judged: peak {current_text}; {base} has no peak for it \
+                             to compare with"
                         ),
                     ),
                 };
@@ -95,6 +95,7 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
                 f.observed = Some(current);
                 out.push(f);
             }
+            Metric::SuggestedLimitBytes => {}
             Metric::P95Ms => {
                 if let Some(f) = latency(policy, run, baseline, d.baseline, d.current) {
                     out.push(f);
@@ -128,9 +129,9 @@ fn latency(
         if !driver.is_empty() && !run.load.driver.is_empty() && driver != run.load.driver {
             return Some(finding(
                 Rule::Regression,
-                Severity::Pass,
+                Severity::Skipped,
                 format!(
-                    "p95 latency not compared: {base} measured it with {driver}, this run with {} \
+                    "not judged: p95 latency not compared: {base} measured it with {driver}, this run with {} \
                      ({}), which measure different things",
                     run.load.driver, run.load.latency_measure
                 ),
@@ -187,11 +188,13 @@ mod tests {
                     container: "app".into(),
                     peak_bytes: Some(app),
                     limit_bytes: Some(GIB),
+                    suggested_limit_bytes: None,
                 },
                 BaselineContainer {
                     container: "sidecar".into(),
                     peak_bytes: Some(sidecar),
                     limit_bytes: Some(128 * MIB),
+                    suggested_limit_bytes: None,
                 },
             ],
             driver: Some("goose".into()),
@@ -306,17 +309,19 @@ mod tests {
         assert!(run_wide[0]
             .message
             .contains("is of scenario search-api but this run is checkout-api"));
-        assert_eq!(run_wide[1].severity, Severity::Pass);
-        assert!(run_wide[1].message.starts_with("p95 latency not compared"));
+        assert_eq!(run_wide[1].severity, Severity::Skipped);
+        assert!(run_wide[1]
+            .message
+            .starts_with("not judged: p95 latency not compared"));
     }
 
     #[test]
-    fn a_container_new_since_the_baseline_passes() {
+    fn a_container_new_since_the_baseline_is_not_judged() {
         let mut b = baseline(610 * MIB, 40 * MIB, 120.0);
         b.containers.remove(1);
         let found = judged(b);
         let sidecar = about(&found, Some("sidecar"));
-        assert_eq!(sidecar.severity, Severity::Pass);
+        assert_eq!(sidecar.severity, Severity::Skipped);
         assert!(sidecar
             .message
             .contains("has no peak for it to compare with"));

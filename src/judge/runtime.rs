@@ -6,14 +6,16 @@
 //! finding.
 
 use super::{finding, group_containers};
+use crate::analysis::recommend::recommend;
 use crate::analysis::runtime::{
     advice, assess, container_env, heap_settings, Assessment, HeapKind, HeapSetting, HeapValue,
 };
-use crate::model::{Finding, Rule, Run, Severity};
-use crate::units::{format_bytes, format_percent};
+use crate::model::{Finding, Policy, Rule, Run, Severity};
+use crate::units::{format_bytes, format_bytes_exact, format_percent};
 
-pub(super) fn check(run: &Run) -> Vec<Finding> {
+pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     let mut out = Vec::new();
+    let recommendations = recommend(run, policy);
     for group in group_containers(run) {
         let Some(env) = container_env(run, group.name) else {
             continue;
@@ -34,8 +36,16 @@ pub(super) fn check(run: &Run) -> Vec<Finding> {
             ));
             continue;
         }
+        // What to set comes from the limit "What to change" suggests, so both say one number.
+        let suggested = recommendations
+            .iter()
+            .find(|r| r.container == group.name)
+            .map(|r| r.limit);
         for setting in &settings {
-            out.push(named(group.name, judge(group.name, setting, group.limit())));
+            out.push(named(
+                group.name,
+                judge(group.name, setting, group.limit(), suggested),
+            ));
         }
     }
     out
@@ -55,25 +65,37 @@ fn shown(setting: &HeapSetting) -> String {
     }
 }
 
-fn judge(name: &str, setting: &HeapSetting, limit: Option<u64>) -> Finding {
+fn judge(name: &str, setting: &HeapSetting, limit: Option<u64>, suggested: Option<u64>) -> Finding {
     let what = shown(setting);
     let Some(limit) = limit else {
         return finding(
             Rule::RuntimeSetting,
             if setting.value.is_ok() {
-                Severity::Pass
+                Severity::Skipped
             } else {
                 Severity::Warn
             },
             match &setting.value {
-                Ok(_) => format!("{name}: {what}, with no memory limit to compare with"),
+                Ok(_) => {
+                    format!("{name}: not judged: {what}, with no memory limit to compare with")
+                }
                 Err(why) => format!("{name}: {} cannot be read: {why}", setting.describe()),
             },
         );
     };
     let limit_text = format_bytes(limit);
     let kind = setting.kind;
-    let set = advice(kind, limit);
+    let set = match suggested {
+        Some(s) if s != limit => advice(
+            kind,
+            s,
+            &format!(
+                "the {} limit suggested in \"What to change\"",
+                format_bytes_exact(s)
+            ),
+        ),
+        _ => advice(kind, limit, "the limit"),
+    };
     let heap = setting.heap_bytes(limit).map(|b| b as f64);
     let (severity, message, threshold) = match assess(setting, limit) {
         Assessment::Unreadable => {
@@ -165,7 +187,7 @@ mod tests {
     }
 
     fn findings(limit: Option<u64>, env: &[(&str, &str)]) -> Vec<Finding> {
-        check(&run_with_env(limit, env))
+        check(&Policy::default(), &run_with_env(limit, env))
     }
 
     fn one(limit: u64, env: &[(&str, &str)]) -> Finding {
@@ -193,8 +215,8 @@ mod tests {
         assert_eq!(
             f.message,
             "app: GOMEMLIMIT=1000MiB (1000 MiB) is 97.7% of the 1 GiB limit, above 95%: no room \
-             for memory the Go runtime does not manage (cgo, mmaps); set GOMEMLIMIT=921MiB (90% \
-             of the limit)"
+             for memory the Go runtime does not manage (cgo, mmaps); set GOMEMLIMIT=112MiB (90% \
+             of the 125 MiB limit suggested in \"What to change\")"
         );
     }
 
@@ -240,10 +262,45 @@ mod tests {
             f.message,
             "app: NODE_OPTIONS --max-old-space-size=900 (900 MiB) is 87.9% of the 1 GiB limit, \
              above 80%: no room for code, stacks and buffers outside the V8 heap; set \
-             --max-old-space-size=768 (75% of the limit)"
+             --max-old-space-size=93 (75% of the 125 MiB limit suggested in \"What to change\")"
         );
         let f = one(GIB, &[("NODE_OPTIONS", "--max-old-space-size=768")]);
         assert_eq!(f.severity, Severity::Pass);
+    }
+
+    #[test]
+    fn the_finding_and_what_to_change_give_one_number() {
+        // 512 MiB limit, a heap above it: the finding's value is the recommendation's.
+        let run = run_with_env(
+            Some(512 * MIB),
+            &[("NODE_OPTIONS", "--max-old-space-size=600")],
+        );
+        let f = check(&Policy::default(), &run).remove(0);
+        assert_eq!(f.severity, Severity::Fail);
+        let rec = recommend(&run, &Policy::default()).remove(0);
+        let env = &rec.env[0].value;
+        let value = env.strip_prefix("--max-old-space-size=").unwrap();
+        assert!(
+            f.message
+                .contains(&format!("set --max-old-space-size={value} (75% of the")),
+            "{} / {env}",
+            f.message
+        );
+        assert_eq!(value, rec.node_max_old_space_mib.to_string());
+        // Where the suggested limit is the current one, the finding says "the limit".
+        let mut same = run_with_env(
+            Some(rec.limit),
+            &[("NODE_OPTIONS", "--max-old-space-size=600")],
+        );
+        same.containers[0].limit = Some(rec.limit);
+        let f = check(&Policy::default(), &same).remove(0);
+        assert!(
+            f.message.ends_with(&format!(
+                "set --max-old-space-size={value} (75% of the limit)"
+            )),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
@@ -282,14 +339,14 @@ mod tests {
             .message
             .starts_with("app: no heap setting in its environment"));
         // Unknown environment: no finding at all.
-        assert!(check(&local_run()).is_empty());
+        assert!(check(&Policy::default(), &local_run()).is_empty());
     }
 
     #[test]
     fn without_a_limit_settings_are_only_shown() {
         let f = findings(None, &[("GOMEMLIMIT", "460MiB")]);
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].severity, Severity::Pass);
+        assert_eq!(f[0].severity, Severity::Skipped);
         assert!(f[0]
             .message
             .ends_with("with no memory limit to compare with"));

@@ -15,10 +15,24 @@ use crate::units::{format_bytes, format_percent};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
     let Some(rule) = policy.vpa else {
-        return Vec::new();
+        return vec![finding(
+            Rule::VpaPeak,
+            Severity::Skipped,
+            "not judged: no VPA configured (add policy.vpa to compare the peak with the \
+             Vertical Pod Autoscaler's recommendation)"
+                .to_string(),
+        )];
     };
     let (name, low_confidence, recs) = match &run.vpa {
-        None => return Vec::new(),
+        None => {
+            return vec![finding(
+                Rule::VpaPeak,
+                Severity::Skipped,
+                "not judged: policy.vpa is set but this run read no VPA (a local workload has \
+                 none)"
+                    .to_string(),
+            )]
+        }
         Some(VpaStatus::Unavailable { reason }) => {
             return vec![finding(
                 Rule::VpaPeak,
@@ -425,12 +439,13 @@ mod tests {
             ),
         );
         assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Warn]);
-        // Without policy.vpa nothing is said.
-        assert!(check(
+        // Without policy.vpa the rule is not judged, and says so.
+        let fs = check(
             &Policy::default(),
-            &run_with(1, None, rec(512 * MIB, false))
-        )
-        .is_empty());
+            &run_with(1, None, rec(512 * MIB, false)),
+        );
+        assert_eq!(sev(&fs, Rule::VpaPeak), vec![Severity::Skipped]);
+        assert!(fs[0].message.starts_with("not judged: no VPA configured"));
     }
 
     #[test]

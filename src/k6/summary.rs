@@ -439,6 +439,7 @@ impl K6Summary {
                     p95_ms: s.duration.p95_ms,
                 })
                 .collect(),
+            timeline: Vec::new(),
         }
     }
 }

@@ -238,6 +238,8 @@ impl Sampler {
             if let Some(peak) = o.kernel_peak_usage {
                 if s.kernel_peak_usage.is_none_or(|(p, _)| peak > p) {
                     s.kernel_peak_usage = Some((peak, o.at));
+                    let n = s.samples.len();
+                    s.kernel_peak_after = (n >= 2).then(|| s.samples[n - 2].at);
                 }
             }
         }
@@ -301,12 +303,18 @@ impl Sampler {
                 if let Some((_, at)) = s.kernel_peak_usage.as_mut().filter(|(_, at)| *at == r.at) {
                     *at = placed;
                 }
+                if let Some(at) = s.kernel_peak_after.as_mut().filter(|at| **at == r.at) {
+                    *at = placed;
+                }
             }
             if offset != 0 {
                 for sample in &mut s.samples {
                     sample.at -= by;
                 }
                 if let Some((_, at)) = &mut s.kernel_peak_usage {
+                    *at -= by;
+                }
+                if let Some(at) = &mut s.kernel_peak_after {
                     *at -= by;
                 }
             }
@@ -540,6 +548,11 @@ mod tests {
         assert_eq!(
             series[0].kernel_peak_usage.map(|p| p.1.timestamp() % 60),
             Some(2)
+        );
+        // It happened after the reading before (at 1 s), as closely as the counter tells.
+        assert_eq!(
+            series[0].kernel_peak_after.map(|t| t.timestamp() % 60),
+            Some(1)
         );
     }
 }

@@ -12,15 +12,11 @@ use crate::analysis::recommend::{
     format_go_bytes, yaml_patch, Recommendation, GOMEMLIMIT_SHARE, NODE_HEAP_SHARE,
 };
 use crate::model::{Rule, Severity};
-use crate::units::{format_bytes, format_bytes_exact_quantity, format_percent};
+use crate::units::{format_bytes, format_percent};
 
 /// A suggested size, exact (suggestions are whole MiB): "1088 MiB", "2 GiB".
 pub fn exact(b: u64) -> String {
-    format_bytes_exact_quantity(b)
-        .replace("Ki", " KiB")
-        .replace("Mi", " MiB")
-        .replace("Gi", " GiB")
-        .replace("Ti", " TiB")
+    crate::units::format_bytes_exact(b)
 }
 
 /// How the numbers are derived, for the head of the block: "limit = peak ÷ (1 − 20% headroom),
@@ -38,10 +34,31 @@ pub fn method(headroom: f64) -> String {
     )
 }
 
+/// The container failed the leak rule: nothing sized from this run's peak holds, so the advice
+/// is to fix the growth, with no new limit, heap or patch.
+pub fn leaking(row: &ContainerRow) -> bool {
+    row.results.get(&Rule::Leak) == Some(&Severity::Fail)
+}
+
 /// What to do with `row`'s limit and request, in one sentence; `None` without a
 /// recommendation.
 pub fn sentence(row: &ContainerRow) -> Option<String> {
     let r = row.recommendation.as_ref()?;
+    if leaking(row) {
+        let limit = r
+            .current_limit
+            .map(|l| format!("keep the limit {} for now", format_bytes(l)))
+            .unwrap_or_else(|| {
+                "set a memory limit so a leak ends in an OOM kill, not a node under pressure".into()
+            });
+        return Some(format!(
+            "fix the growth first: its working set keeps growing with the load (see the leak \
+             finding), so no limit sized from this run's peak of {} holds for long, and a \
+             larger one only delays the OOM kill; {limit}, and size it from a run after the \
+             fix, once memory levels off.",
+            format_bytes(r.peak)
+        ));
+    }
     let why = format!(
         "peak {} ÷ (1 − {} headroom)",
         format_bytes(r.peak),
@@ -67,12 +84,6 @@ pub fn sentence(row: &ContainerRow) -> Option<String> {
         text.push_str(
             "; it was OOM-killed, so its real need lies above what was measured: treat this as a \
              lower bound and run the gate again",
-        );
-    }
-    if row.results.get(&Rule::Leak) == Some(&Severity::Fail) {
-        text.push_str(
-            "; its working set keeps growing through the holds (leak), so this peak only holds \
-             for a run this long: fix the growth first",
         );
     }
     match (r.request, &r.request_basis) {
@@ -143,6 +154,23 @@ pub fn runtime(r: &Recommendation) -> String {
         "Runtime heap for the {limit} limit: {}.",
         settings.join(", ")
     )
+}
+
+/// The runtime line for `row`: the heap settings for the suggested limit, or, for a container
+/// that leaks, why none is given.
+pub fn runtime_line(row: &ContainerRow, r: &Recommendation) -> String {
+    if leaking(row) {
+        "Runtime heap: no new setting until the growth is fixed (a heap sized to this run would \
+         be outgrown the same way)."
+            .to_string()
+    } else {
+        runtime(r)
+    }
+}
+
+/// The patch for `row`, `None` for a container that leaks (nothing to size yet).
+pub fn patch_for(row: &ContainerRow, r: &Recommendation) -> Option<String> {
+    (!leaking(row)).then(|| patch(r))
 }
 
 /// The ready strategic-merge patch for `r` (`recommend::yaml_patch`), the container name written

@@ -42,11 +42,13 @@ fn analysed() -> (Run, Policy) {
                 container: "app".into(),
                 peak_bytes: Some(100 * MIB),
                 limit_bytes: Some(256 * MIB),
+                suggested_limit_bytes: None,
             },
             BaselineContainer {
                 container: "worker".into(),
                 peak_bytes: Some(GIB),
                 limit_bytes: None,
+                suggested_limit_bytes: None,
             },
         ],
         driver: Some("goose".into()),
@@ -107,8 +109,12 @@ fn the_view_carries_stages_trends_capacity_and_baseline_from_the_analysis() {
     assert!(fit.prediction.is_some());
     // The baseline deltas: app, the container only the baseline has, the p95.
     let b = view.baseline.as_ref().unwrap();
-    assert_eq!(b.deltas.len(), 4, "{:#?}", b.deltas);
+    // Peaks (app, sidecar, worker), the suggested limits (app, sidecar: the baseline suggested
+    // none), then the p95.
+    assert_eq!(b.deltas.len(), 6, "{:#?}", b.deltas);
     assert_eq!(b.deltas[2].container.as_deref(), Some("worker"));
+    assert_eq!(b.deltas[3].label(), "app suggested limit");
+    assert_eq!(b.deltas[3].baseline, None);
     assert_eq!(b.other_driver, None);
 }
 
@@ -129,13 +135,16 @@ fn markdown_shows_the_stage_load_trends_fit_deltas_and_runtime_settings() {
         "| app peak | 100 MiB | ",
         "| worker peak | 1 GiB | — | only in the baseline |",
         "| p95 latency | 100 ms | 120 ms | **+20%** ⚠️ |",
-        "NODE\\_OPTIONS=\"--enable-source-maps --max-old-space-size=",
-        "(Node.js, 75%).",
-        "            - name: NODE\\_OPTIONS   # Node.js\n",
+        "fix the growth first: its working set keeps growing with the load",
+        "Runtime heap: no new setting until the growth is fixed",
     ] {
         let needle = needle.replace("NODE\\_OPTIONS   #", "NODE_OPTIONS   #");
         assert!(md.contains(&needle), "missing {needle:?}");
     }
+    // The leaking app gets no patch, the sidecar does.
+    assert!(!md.contains("Patch for **app**"), "{md}");
+    assert!(md.contains("Patch for **sidecar**"), "{md}");
+    assert!(!md.contains("NODE_OPTIONS   # Node.js"), "{md}");
     let app_row = md.lines().find(|l| l.starts_with("| app peak |")).unwrap();
     assert!(app_row.ends_with("** ❌ |"), "{app_row}");
     assert!(md.len() < markdown::MAX_BYTES);
@@ -156,12 +165,14 @@ fn html_shows_the_same_sections_with_the_stage_rows_spanned() {
         "<td class=\"name\">sidecar</td>",
         "<span class=\"badge fail\">fail</span>",
         "only in the baseline",
-        "NODE_OPTIONS=&quot;--enable-source-maps --max-old-space-size=",
-        "- name: NODE_OPTIONS   # Node.js",
+        "fix the growth first: its working set keeps growing with the load",
+        "Runtime heap: no new setting until the growth is fixed",
         "<span class=\"over\">yes</span>",
     ] {
         assert!(page.contains(needle), "missing {needle:?}");
     }
+    assert!(!page.contains("Patch for <b>app</b>"));
+    assert!(page.contains("Patch for <b>sidecar</b>"));
 }
 
 #[test]
@@ -196,11 +207,10 @@ fn the_terminal_shows_a_compact_stage_table_and_the_analysis() {
         "  ! app (pod web-1) stage 4 (200 users): +",
         "Memory per user\n  app: ",
         "Against the baseline (checkout-api, 2025-03-14 11:00 UTC): a peak may grow +10%",
-        "; its working set keeps growing through the holds (leak), so this peak only holds",
+        "app: fix the growth first: its working set keeps growing with the load",
         "What to change",
+        "    Runtime heap: no new setting until the growth is fixed",
         "    Runtime heap for the ",
-        "NODE_OPTIONS=\"--enable-source-maps --max-old-space-size=",
-        "                - name: NODE_OPTIONS   # Node.js",
     ] {
         assert!(out.contains(needle), "missing {needle:?}");
     }

@@ -7,7 +7,7 @@
 //! (`analysis::capacity`), and the deltas against a `--baseline` report
 //! (`analysis::baseline::deltas`).
 
-use crate::analysis::baseline::{deltas, Delta};
+use crate::analysis::baseline::{deltas, suggestion_deltas, Delta};
 use crate::analysis::capacity::{capacity, Prediction};
 use crate::analysis::leak::hold_trends;
 use crate::analysis::quantile;
@@ -207,7 +207,14 @@ pub fn baseline(run: &Run, policy: &Policy) -> Option<BaselineView> {
     Some(BaselineView {
         description: b.describe(),
         path: b.path.display().to_string(),
-        deltas: deltas(run, b),
+        deltas: {
+            let mut d = deltas(run, b);
+            // Peaks, then the suggested limits, then the p95 latency.
+            let p95 = d.pop();
+            d.extend(suggestion_deltas(run, policy, b));
+            d.extend(p95);
+            d
+        },
         max_growth: policy.max_growth,
         other_driver,
     })

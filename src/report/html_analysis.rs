@@ -41,17 +41,20 @@ pub(super) fn change(view: &ReportView, out: &mut String) {
             "<li><b>{}</b>: {}<br>{}</li>",
             h(&c.container),
             h(&advice::sentence(c).unwrap_or_default()),
-            h(&advice::runtime(r))
+            h(&advice::runtime_line(c, r))
         );
     }
     out.push_str("</ul>\n");
     for c in &rows {
         let r = c.recommendation.as_ref().expect("filtered");
+        let Some(patch) = advice::patch_for(c, r) else {
+            continue;
+        };
         let _ = writeln!(
             out,
             "<p>Patch for <b>{}</b>:</p>\n<pre><code>{}</code></pre>",
             h(&c.container),
-            h(&advice::patch(r))
+            h(&patch)
         );
     }
     out.push_str("</section>\n");

@@ -122,6 +122,82 @@ struct Container<'a> {
     pods: &'a [String],
     results: BTreeMap<&'static str, Severity>,
     vpa_target_bytes: Option<u64>,
+    /// What "What to change" suggests, as data for bots and later runs; `None` without memory
+    /// data.
+    suggestion: Option<Suggestion<'a>>,
+}
+
+/// One container's suggested settings and what they are based on.
+#[derive(Serialize)]
+struct Suggestion<'a> {
+    /// Why nothing is sized from this run (`leak`: the working set keeps growing), else
+    /// `None` and the values below are the suggestion.
+    withheld: Option<&'static str>,
+    limit_bytes: u64,
+    request_bytes: Option<u64>,
+    /// The runtime heap settings for `limit_bytes`, for the runtimes seen in the container's
+    /// environment (empty when none was recognised; `heaps` then has every choice).
+    env: Vec<SuggestedEnv<'a>>,
+    heaps: Heaps,
+    basis: SuggestionBasis,
+}
+
+#[derive(Serialize)]
+struct SuggestedEnv<'a> {
+    runtime: &'static str,
+    name: &'a str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct Heaps {
+    gomemlimit_bytes: u64,
+    node_max_old_space_mib: u64,
+    java_max_ram_percentage: u32,
+}
+
+#[derive(Serialize)]
+struct SuggestionBasis {
+    /// The measured peak the limit keeps `headroom` above.
+    peak_bytes: u64,
+    headroom: f64,
+    /// The request: the busiest hold's (0-based `stage`, `users`) median × `margin`.
+    request_stage: Option<usize>,
+    request_users: Option<u32>,
+    request_median_bytes: Option<u64>,
+    request_margin: f64,
+}
+
+fn suggestion(c: &super::ContainerRow) -> Option<Suggestion<'_>> {
+    use crate::analysis::recommend::REQUEST_MARGIN;
+    let r = c.recommendation.as_ref()?;
+    Some(Suggestion {
+        withheld: super::advice::leaking(c).then_some("leak"),
+        limit_bytes: r.limit,
+        request_bytes: r.request,
+        env: r
+            .env
+            .iter()
+            .map(|e| SuggestedEnv {
+                runtime: e.runtime,
+                name: &e.name,
+                value: &e.value,
+            })
+            .collect(),
+        heaps: Heaps {
+            gomemlimit_bytes: r.gomemlimit,
+            node_max_old_space_mib: r.node_max_old_space_mib,
+            java_max_ram_percentage: r.java_max_ram_percentage,
+        },
+        basis: SuggestionBasis {
+            peak_bytes: r.peak,
+            headroom: r.headroom,
+            request_stage: r.request_basis.as_ref().map(|b| b.stage),
+            request_users: r.request_basis.as_ref().map(|b| b.users),
+            request_median_bytes: r.request_basis.as_ref().map(|b| b.median),
+            request_margin: REQUEST_MARGIN,
+        },
+    })
 }
 
 #[derive(Serialize)]
@@ -382,6 +458,7 @@ impl<'a> Document<'a> {
                     pods: &c.pods,
                     results: c.results.iter().map(|(r, s)| (r.id(), *s)).collect(),
                     vpa_target_bytes: c.vpa_target,
+                    suggestion: suggestion(c),
                 })
                 .collect(),
             findings: view

@@ -278,8 +278,15 @@ mod tests {
         run.memory.ticks_with_data = 10;
         let v = view(&run, &Policy::default());
         let xml = render(&v);
-        assert!(xml.contains("skipped=\"1\""), "{xml}");
+        // The inconclusive coverage plus the three rules this run did not judge (no VPA
+        // configured, no expected_peak_users for either container).
+        assert!(xml.contains("skipped=\"4\""), "{xml}");
         assert!(xml.contains("<skipped message=\"inconclusive: "));
+        assert_eq!(
+            xml.matches("<skipped message=\"not judged: ").count(),
+            3,
+            "{xml}"
+        );
     }
 
     #[test]

@@ -248,12 +248,14 @@ pub(super) fn change(view: &ReportView) -> String {
             "- **{}**: {}<br>\n  {}",
             md(&c.container),
             md(&sentence),
-            md(&advice::runtime(r))
+            md(&advice::runtime_line(c, r))
         );
     }
     for c in &rows {
         let r = c.recommendation.as_ref().expect("filtered");
-        let patch = advice::patch(r);
+        let Some(patch) = advice::patch_for(c, r) else {
+            continue;
+        };
         let fence = advice::fence(&patch);
         let _ = writeln!(
             out,

@@ -141,6 +141,7 @@ fn examples() -> Vec<(Rule, Severity, Policy, Run)> {
             container: "app".into(),
             peak_bytes: Some(469 * MIB),
             limit_bytes: Some(GIB),
+            suggested_limit_bytes: None,
         }],
         driver: Some("goose".into()),
         p95_ms: Some(118.0),

@@ -213,8 +213,8 @@ impl TerminalReporter {
                 self.paint(&clean(&c.container), super::BOLD),
                 clean(&advice::sentence(c).unwrap_or_default())
             )?;
-            writeln!(out, "    {}", clean(&advice::runtime(r)))?;
-            for line in advice::patch(r).lines() {
+            writeln!(out, "    {}", clean(&advice::runtime_line(c, r)))?;
+            for line in advice::patch_for(c, r).unwrap_or_default().lines() {
                 writeln!(out, "    {}", self.paint(&clean(line), DIM))?;
             }
         }

@@ -277,16 +277,19 @@ pub fn delta_cells(
 ) -> (String, String, String, String, Option<Severity>) {
     let show = |v: Option<f64>| match (d.metric, v) {
         (_, None) => "—".to_string(),
-        (Metric::PeakBytes, Some(v)) => format_bytes(v.max(0.0) as u64),
+        (Metric::PeakBytes | Metric::SuggestedLimitBytes, Some(v)) => {
+            format_bytes(v.max(0.0) as u64)
+        }
         (Metric::P95Ms, Some(v)) => format_ms(v),
     };
     let (change, mark) = match (d.metric, &b.other_driver, d.change()) {
         (Metric::P95Ms, Some(driver), _) => (format!("not compared ({driver})"), None),
+        (Metric::SuggestedLimitBytes, _, Some(c)) => (format_change(c), None),
         (_, _, Some(c)) => {
             let over = c > b.max_growth;
             let mark = match d.metric {
                 Metric::PeakBytes => Severity::Fail,
-                Metric::P95Ms => Severity::Warn,
+                Metric::P95Ms | Metric::SuggestedLimitBytes => Severity::Warn,
             };
             (format_change(c), over.then_some(mark))
         }

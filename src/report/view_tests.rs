@@ -152,7 +152,16 @@ fn sorts_findings_worst_first() {
     assert_eq!(order[0], Severity::Fail);
     assert_eq!(order[1], Severity::Inconclusive);
     assert_eq!(order[2], Severity::Warn);
-    assert!(order[3..].iter().all(|s| *s == Severity::Pass));
+    // Then the rules not judged, then the passes.
+    let skipped = order[3..]
+        .iter()
+        .take_while(|s| **s == Severity::Skipped)
+        .count();
+    assert!(skipped >= 1, "{order:?}");
+    assert!(
+        order[3 + skipped..].iter().all(|s| *s == Severity::Pass),
+        "{order:?}"
+    );
     assert_eq!(view.rules_with(Severity::Fail), vec![Rule::Headroom]);
     assert_eq!(view.count(Severity::Warn), 1);
     assert_eq!(view.containers[1].allowed_peak, None);
@@ -252,6 +261,13 @@ fn headlines_name_the_rules() {
     let run = healthy_run();
     let policy = Policy::default();
     let view = ReportView::build(&run, &evaluate(&policy, &run), &policy);
+    assert_eq!(
+        view.headline(),
+        "12 checks passed, 3 not judged (vpa-peak, capacity)"
+    );
+    let mut judged = evaluate(&policy, &run);
+    judged.findings.retain(|f| f.severity != Severity::Skipped);
+    let view = ReportView::build(&run, &judged, &policy);
     assert!(view.headline().starts_with("all "), "{}", view.headline());
     assert!(view.headline().ends_with(" checks passed"));
     let mut failing = run.clone();

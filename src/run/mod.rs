@@ -5,8 +5,10 @@
 //! its event channel; `measure` is shared. Cleanup happens on every path.
 
 mod kubernetes;
+pub use preflight::check_local;
 mod local;
 mod posthoc;
+mod preflight;
 mod progress;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -26,7 +28,7 @@ use crate::load::k6::K6Driver;
 use crate::load::{self, LiveCounters, LoadDriver, LoadOutcome};
 use crate::memory::sampler::Sampler;
 use crate::memory::MemorySource;
-use crate::model::{MemoryMeta, RestartEvent, RestartReason, Run, Verdict, VpaStatus};
+use crate::model::{MemoryMeta, RequestMark, RestartEvent, RestartReason, Run, Verdict, VpaStatus};
 use crate::scenario::{Driver, Scenario, WorkloadSpec};
 use progress::Progress;
 
@@ -234,6 +236,8 @@ pub(crate) async fn measure(
     let quiet = log::max_level() < log::LevelFilter::Info;
     let mut progress = Progress::new(Duration::from_secs(10), p.allowed.clone(), quiet);
     let mut events_open = true;
+    // Requests done at every tick, for the per-request leak trend (Goose counts live).
+    let mut timeline: Vec<RequestMark> = Vec::new();
     // Once the load is asked to stop, it gets `STOP_GRACE` to end; a load tool still waiting
     // on requests a hanging target never answers is then abandoned.
     let mut stop_by: Option<tokio::time::Instant> = None;
@@ -283,6 +287,10 @@ pub(crate) async fn measure(
                     stop(&mut ended_early, format!("{} was OOM-killed at {}", e.container, e.at.format("%H:%M:%S")));
                 }
                 restarts.extend(ooms);
+                timeline.push(RequestMark {
+                    at: Utc::now(),
+                    requests: live.snapshot().0,
+                });
                 progress.tick(sc, &live, &p.sampler);
             }
             ev = p.events.recv(), if events_open => match ev {
@@ -386,6 +394,9 @@ pub(crate) async fn measure(
         Err(e) => return Err(anyhow::Error::new(e).context("running the load")),
     };
     outcome.stats.tool_thresholds_failed = outcome.tool_thresholds_failed;
+    if timeline.last().is_some_and(|m| m.requests > 0) {
+        outcome.stats.timeline = timeline;
+    }
     if ended_early.is_none() {
         ended_early = outcome.stopped_early.clone();
     }

@@ -192,7 +192,8 @@ mod serde_types;
 pub use duration::{format_duration, parse_duration};
 pub use percent::{format_percent, parse_percent};
 pub use quantity::{
-    format_bytes, format_bytes_exact_quantity, parse_byte_size, parse_memory_quantity,
+    format_bytes, format_bytes_exact, format_bytes_exact_quantity, parse_byte_size,
+    parse_memory_quantity,
 };
 pub use serde_types::{Bytes, DurationValue, Percent};
 

@@ -317,6 +317,19 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// A size that is exact by construction (suggestions are whole MiB), for humans: "1088 MiB",
+/// "2 GiB", "1000 B".
+pub fn format_bytes_exact(bytes: u64) -> String {
+    let q = format_bytes_exact_quantity(bytes);
+    match q.strip_suffix('i') {
+        Some(n) if n.ends_with(['K', 'M', 'G', 'T', 'P', 'E']) => {
+            let (num, unit) = n.split_at(n.len() - 1);
+            format!("{num} {unit}iB")
+        }
+        _ => format!("{q} B"),
+    }
+}
+
 /// Formats bytes the way Kubernetes spells them: the largest whole binary unit (`512Mi`,
 /// `1Gi`, `1536Mi`), or the plain number of bytes when no binary unit divides it (`1000`).
 pub fn format_bytes_exact_quantity(bytes: u64) -> String {

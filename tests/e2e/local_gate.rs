@@ -79,7 +79,7 @@ fn healthy_demo_passes_and_report_matches_schema() {
 }
 
 #[test]
-fn demo_leak_fails_on_headroom() {
+fn demo_leak_fails_on_leak_and_headroom() {
     if !require_cgroups() {
         return;
     }
@@ -101,8 +101,13 @@ fn demo_leak_fails_on_headroom() {
     let report: serde_json::Value =
         serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
     assert_eq!(report["verdict"], "fail");
+    // The demo keeps 24 KiB per request up to 220 MiB: the per-request trend fails `leak`
+    // whatever the load reached; the peak crosses the 204.8 MiB allowed too when the machine
+    // served enough requests (about 7,000), so `headroom` is judged either way.
+    assert!(!findings(&report, "leak", "fail").is_empty(), "{report:#}");
     assert!(
-        !findings(&report, "headroom", "fail").is_empty(),
+        !findings(&report, "headroom", "fail").is_empty()
+            || !findings(&report, "headroom", "pass").is_empty(),
         "{report:#}"
     );
 }

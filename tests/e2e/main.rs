@@ -13,6 +13,7 @@
 mod report_fixtures;
 mod support;
 
+mod advice_gate;
 mod analysis_gate;
 mod bad_input;
 mod fail_closed_cluster;

@@ -202,6 +202,7 @@ pub fn baseline_peak(container: &str, mib: u64) -> BaselineContainer {
         container: container.into(),
         peak_bytes: Some(mib * MIB),
         limit_bytes: Some(GIB),
+        suggested_limit_bytes: None,
     }
 }
 
