@@ -1,23 +1,26 @@
-//! The scenario file: reading it (`${VAR}` expansion, YAML through serde_yaml_ng with unknown
-//! keys rejected), validating it, and turning it into the typed `Scenario` the rest of oomgate
-//! runs. Every error names the file, line, column and field path, and says what to write instead:
+//! The scenario file: reading it (`${VAR}` expansion, then YAML through serde-saphyr with its
+//! budgets, duplicate keys and unknown keys refused), validating it, and turning it into the
+//! typed `Scenario` the rest of oomgate runs. Every error names the file, line, column and field
+//! path, and says what to write instead:
 //! `scenarios/x.yaml:7:14: load.stages[1].duration: "5 minutes" is not a duration (write 5m)`.
+//! Positions come from serde-saphyr (its error locations while parsing, its spans for the
+//! cross-field rules afterwards), mapped back through the expansion to the file as written.
 
-mod depth;
 mod expand;
-mod locate;
+mod message;
 pub mod raw;
+mod spans;
 mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use message::plain as yaml_message;
 pub use raw::{Driver, Method, SourceKind};
 pub use validate::{Overrides, Purpose};
 
 use crate::model::{Policy, Stage};
-use depth::{too_deep, MAX_FLOW_DEPTH};
 
 /// A scenario error with its position in the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,9 +181,11 @@ impl Scenario {
     /// against the cluster: `scenario.yaml:14:11: policy.vpa.name: …`. The position is looked
     /// up in the file again; without it the error still names the file and the field.
     pub fn error_at(&self, field: &str, message: impl Into<String>) -> ScenarioError {
-        let at = std::fs::read_to_string(&self.file)
-            .ok()
-            .and_then(|text| locate::locate(&text, field));
+        let at = std::fs::read_to_string(&self.file).ok().and_then(|text| {
+            let expanded = expand::expand(&text, |name| std::env::var(name).ok()).ok()?;
+            let tree = on_parser_stack(|| spans::Node::parse(&expanded.text).ok());
+            spans::Positions::new(&expanded, tree).of(field)
+        });
         ScenarioError {
             file: self.file.clone(),
             line: at.map(|a| a.0),
@@ -213,16 +218,76 @@ pub fn parse(
     file: &Path,
     text: &str,
     overrides: &Overrides,
-    lookup: impl Fn(&str) -> Option<String>,
+    lookup: impl Fn(&str) -> Option<String> + Send,
 ) -> Result<Scenario, ScenarioError> {
-    parse_unclamped(file, text, overrides, lookup).map_err(|mut e| {
+    on_parser_stack(|| parse_unclamped(file, text, overrides, lookup)).map_err(|mut e| {
         if let Some(line) = e.line {
-            let (line, column) = locate::clamp(text, line, e.column);
+            let (line, column) = expand::clamp(text, line, e.column);
             e.line = Some(line);
             e.column = column;
         }
         e
     })
+}
+
+/// Runs `f` on a thread of its own with a large stack. serde-saphyr descends recursively, one
+/// set of frames per nesting level: the 64 levels a scenario may have took more than the 2 MiB a
+/// spawned thread (a test, a tokio worker) gets in a debug build. The memory is only reserved;
+/// what the parse does not touch is never committed.
+fn on_parser_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    const PARSER_STACK: usize = 64 << 20;
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new()
+            .name("scenario-parser".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, f)
+        {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => panic!("cannot start the scenario parser's thread: {e}"),
+        }
+    })
+}
+
+/// How deep flow collections (`[`, `{`) may nest: a scenario needs a few levels; the parser
+/// stops `[[[[…` at the 65th before it costs anything.
+pub const MAX_DEPTH: usize = 64;
+
+/// The parser's limits for a scenario file: flow collections [`MAX_DEPTH`] deep, mappings and
+/// sequences of any style twice that; the other limits are serde-saphyr's defaults, far above
+/// any scenario.
+fn budget() -> Option<serde_saphyr::Budget> {
+    serde_saphyr::budget! {
+        max_depth: 2 * MAX_DEPTH,
+        flow_nesting_limit: MAX_DEPTH,
+    }
+}
+
+/// The first variable whose value is not inside one scalar of the expanded document: it added
+/// an item, a key, a comment or a collection, or ended a quoted string. `None` when every value
+/// stays a (part of a) scalar, or when the text does not parse (the parse then reports it).
+fn injected(
+    expanded: &expand::Expanded,
+    tree: Option<&serde_saphyr::Spanned<spans::Node>>,
+) -> Option<expand::Placed> {
+    let placed = expanded.placed();
+    if placed.is_empty() {
+        return None;
+    }
+    let scalars = spans::Node::scalars(tree?);
+    placed.into_iter().find(|v| {
+        !scalars
+            .iter()
+            .any(|&(at, len)| at <= v.offset && v.offset + v.len <= at + len)
+    })
+}
+
+/// Whether `text` holds no YAML node: only blank lines and comments.
+fn no_content(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
 }
 
 fn parse_unclamped(
@@ -235,113 +300,113 @@ fn parse_unclamped(
         file: file.to_path_buf(),
         line: Some(e.line),
         column: Some(e.column),
-        field: locate::field_at_line(text, e.line),
+        field: expand::field_at_line(text, e.line),
         message: e.message,
     })?;
-    if let Some((line, column)) = too_deep(&expanded.text) {
-        let (line, column) = expanded.original_position(line, column);
+    // The shape of the whole document first, untyped: nesting too deep is refused wherever it
+    // is (the typed parse below may stop at a wrong type before it gets there), and the spans
+    // serve the checks below.
+    let tree = match spans::Node::parse(&expanded.text) {
+        Err(e) if message::too_deep(&e) => {
+            let line = e.location().map_or(1, |at| at.line().max(1) as usize);
+            let column = e.location().map_or(1, |at| at.column().max(1) as usize);
+            let (line, column) = expanded.original_position(line, column);
+            return Err(ScenarioError {
+                file: file.to_path_buf(),
+                line: Some(line),
+                column: Some(column),
+                field: expand::field_at_line(text, line),
+                message: message::text(&e, &expanded.text),
+            });
+        }
+        tree => tree.ok(),
+    };
+    if let Some(var) = injected(&expanded, tree.as_ref()) {
         return Err(ScenarioError {
             file: file.to_path_buf(),
-            line: Some(line),
-            column: Some(column),
-            field: locate::field_at_line(text, line),
+            line: Some(var.line),
+            column: Some(var.column),
+            field: expand::field_at_line(text, var.line),
             message: format!(
-                "brackets nested deeper than {MAX_FLOW_DEPTH} levels; a scenario needs a few \
-                 at most: check for an unclosed `[` or `{{`"
+                "the value of environment variable {} would change the scenario's structure \
+                 (it holds YAML syntax such as `, `, `: `, ` #`, a bracket or a quote): a \
+                 variable can only give a value",
+                var.name
             ),
         });
     }
-    let de = serde_yaml_ng::Deserializer::from_str(&expanded.text);
-    let raw: raw::ScenarioFile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let message = clean_yaml_message(&inner.to_string(), &field);
-        // A duplicate key: the parser points at the mapping's start; point at the repeat.
-        let parent = if field == "." || field == "?" {
+    let options = serde_saphyr::options! {
+        budget: budget(),
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        with_snippet: false,
+    };
+    let mut path = String::new();
+    let typed = |yaml: &str, options, path: &mut String| {
+        serde_saphyr::with_deserializer_from_str_with_options(yaml, options, |de| {
+            serde_path_to_error::deserialize::<_, raw::ScenarioFile>(de).map_err(|e| {
+                *path = e.path().to_string();
+                e.into_inner()
+            })
+        })
+    };
+    let raw = match typed(&expanded.text, options, &mut path) {
+        // A document with nothing in it reads as an empty mapping: the first required key is
+        // what is missing, at 1:1.
+        Err(serde_saphyr::Error::Eof { .. }) if no_content(&expanded.text) => {
+            typed("{}", serde_saphyr::Options::default(), &mut path)
+        }
+        other => other,
+    };
+    let raw = raw.map_err(|e| {
+        let parent = if path == "." || path == "?" {
             String::new()
         } else {
-            field
+            path
         };
-        let duplicate = message
-            .strip_prefix("duplicate field `")
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(key, _)| key.to_string());
-        let repeat = duplicate
-            .as_deref()
-            .and_then(|key| locate::locate_repeat(text, &parent, key));
-        let (line, column) = match (repeat, inner.location()) {
-            (Some((l, c)), _) => (Some(l), Some(c)),
-            (None, Some(loc)) => {
-                let (l, c) = expanded.original_position(loc.line(), loc.column());
+        // A missing key: the mapping it is missing from (serde-saphyr points at its last key).
+        let missing_from = match &e {
+            serde_saphyr::Error::SerdeMissingField { .. } if parent.is_empty() => {
+                Some(tree.as_ref().map(|t| t.referenced))
+            }
+            serde_saphyr::Error::SerdeMissingField { .. } => None,
+            _ => None,
+        };
+        let at = match missing_from {
+            Some(root) => root.or(e.location()),
+            None => e.location(),
+        };
+        let (line, column) = match at.filter(|l| l.line() > 0) {
+            Some(at) => {
+                let (l, c) =
+                    expanded.original_position(at.line() as usize, at.column().max(1) as usize);
                 (Some(l), Some(c))
             }
-            (None, None) => match locate::locate(text, &parent) {
-                Some((l, c)) => (Some(l), Some(c)),
-                None => (None, None),
-            },
+            None => (None, None),
         };
         ScenarioError {
             file: file.to_path_buf(),
             line,
             column,
-            message,
-            // A duplicate names the repeated key itself (`load.stages`), not its mapping.
-            field: match duplicate {
-                Some(key) if parent.is_empty() => key,
-                Some(key) => format!("{parent}.{key}"),
-                None => parent,
+            message: message::text(&e, &expanded.text),
+            // A repeated key names the key itself (`load.stages`), not its mapping.
+            field: match &e {
+                serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } => {
+                    if parent.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{parent}.{key}")
+                    }
+                }
+                // A syntax error found while reading ahead has no serde path: the keys the
+                // line is under.
+                serde_saphyr::Error::ExternalMessage { .. } if parent.is_empty() => line
+                    .map(|l| expand::field_at_line(text, l))
+                    .unwrap_or_default(),
+                _ => parent,
             },
         }
     })?;
-    validate::validate(file, text, raw, overrides)
-}
-
-/// Removes every " at line L column C" (serde_yaml_ng's own positions, which we print ourselves
-/// and which may lie past the end of the text).
-fn strip_positions(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find(" at line ") {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i + " at line ".len()..];
-        let after_line = tail.trim_start_matches(|c: char| c.is_ascii_digit());
-        rest = match after_line.strip_prefix(" column ") {
-            Some(col) if after_line.len() < tail.len() => {
-                col.trim_start_matches(|c: char| c.is_ascii_digit())
-            }
-            _ if after_line.len() < tail.len() => after_line,
-            _ => {
-                out.push_str(" at line ");
-                tail
-            }
-        };
-    }
-    out.push_str(rest);
-    out
-}
-
-/// serde_yaml_ng appends " at line L column C" and may prefix its own (parent) path; we print
-/// both ourselves.
-fn clean_yaml_message(msg: &str, field: &str) -> String {
-    let stripped = strip_positions(msg);
-    let mut m = stripped.as_str();
-    if let Some((head, tail)) = m.split_once(": ") {
-        if !head.contains(' ') && (head == "." || field.starts_with(head)) {
-            m = tail;
-        }
-    }
-    let m = m.trim();
-    if let Some(rest) = m.strip_prefix("unknown field ") {
-        // "unknown field `foo`, expected one of `a`, `b`"
-        return match rest.split_once(", expected ") {
-            Some((key, expected)) => format!("unknown key {key} (expected {expected})"),
-            None => format!("unknown key {rest}"),
-        };
-    }
-    if let Some(rest) = m.strip_prefix("invalid type: ") {
-        return format!("wrong type: {rest}");
-    }
-    m.to_string()
+    validate::validate(file, spans::Positions::new(&expanded, tree), raw, overrides)
 }
 
 #[cfg(test)]

@@ -404,3 +404,42 @@ memory:\n  source: prometheus\n  prometheus: { url: \"http://127.0.0.1:9090\" }\
         .to_string();
     assert!(e.contains("load.k6"), "{e}");
 }
+
+#[test]
+fn a_variable_gives_a_value_never_structure() {
+    let lookup = |name: &str| -> Option<String> {
+        match name {
+            "ARGS" => Some("--port, 8080".into()),
+            "MAP" => Some("{ a: 1 }".into()),
+            "QUOTED" => Some("a\", \"b".into()),
+            "COMMENT" => Some("x # y".into()),
+            "PLAIN" => Some("a, b [c] it's".into()),
+            "TEXT" => Some("a, b: c [d] #e 'f'".into()),
+            _ => None,
+        }
+    };
+    let parse_with = |text: &str| parse(Path::new("s.yaml"), text, &Overrides::default(), lookup);
+    for (var, text) in [
+        ("ARGS", GOOD.replace("[./app]", "[./app, ${ARGS}]")),
+        ("MAP", GOOD.replace("limit: 512Mi", "limit: ${MAP}")),
+        ("QUOTED", GOOD.replace("[./app]", "[\"${QUOTED}\"]")),
+        (
+            "COMMENT",
+            GOOD.replace("name: checkout", "name: checkout ${COMMENT}"),
+        ),
+    ] {
+        let e = parse_with(&text).expect_err(var).to_string();
+        assert!(
+            e.contains(&format!(
+                "environment variable {var} would change the scenario's structure"
+            )),
+            "{var}: {e}"
+        );
+        assert!(e.starts_with("s.yaml:"), "{e}");
+    }
+    // Any text that stays one value is fine, plain or quoted.
+    let s = parse_with(&GOOD.replace("name: checkout", "name: ${PLAIN}")).unwrap();
+    assert_eq!(s.name, "a, b [c] it's");
+    let s = parse_with(&GOOD.replace("Content-Type: application/json", "X: \"${TEXT}x\"")).unwrap();
+    assert_eq!(s.load.requests[1].headers[0].1, "a, b: c [d] #e 'f'x");
+}

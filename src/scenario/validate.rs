@@ -1,12 +1,12 @@
 //! Cross-field rules of the scenario file and the turn from the raw file into a `Scenario`:
 //! exactly one workload, stages the driver can run, requests Goose can send, a memory source
 //! that fits the workload, overrides from the command line and the environment applied first.
-//! Errors carry the field path; `locate` finds its line and column in the original text.
+//! Errors carry the field path; its line and column come from the parser's spans
+//! ([`super::spans`]), mapped back to the file as written.
 
 use std::path::Path;
 use std::time::Duration;
 
-use super::locate;
 use super::raw::{self, Driver, LowConfidence, SourceKind};
 use super::{
     K6Spec, KubernetesSpec, LoadSpec, LocalWorkloadSpec, MemorySpec, PrometheusSpec, RequestSpec,
@@ -43,12 +43,12 @@ pub enum Purpose {
 
 struct Ctx<'a> {
     file: &'a Path,
-    text: &'a str,
+    positions: super::spans::Positions<'a>,
 }
 
 impl Ctx<'_> {
     fn err(&self, field: &str, message: impl Into<String>) -> ScenarioError {
-        let (line, column) = match locate::locate(self.text, field) {
+        let (line, column) = match self.positions.of(field) {
             Some((l, c)) => (Some(l), Some(c)),
             None => (None, None),
         };
@@ -64,11 +64,11 @@ impl Ctx<'_> {
 
 pub(super) fn validate(
     file: &Path,
-    text: &str,
+    positions: super::spans::Positions<'_>,
     f: raw::ScenarioFile,
     overrides: &Overrides,
 ) -> Result<Scenario, ScenarioError> {
-    let cx = Ctx { file, text };
+    let cx = Ctx { file, positions };
     if let Some(v) = f.version {
         if v != 1 {
             return Err(cx.err(

@@ -309,7 +309,7 @@ pub fn format_bytes(bytes: u64) -> String {
             continue;
         }
         let name = BINARY_UNITS[index].0;
-        return if tenths % 10 == 0 {
+        return if tenths.is_multiple_of(10) {
             format!("{} {name}", tenths / 10)
         } else {
             format!("{}.{} {name}", tenths / 10, tenths % 10)
@@ -338,7 +338,7 @@ pub fn format_bytes_exact_quantity(bytes: u64) -> String {
     }
     for index in (1..BINARY_UNITS.len()).rev() {
         let unit = 1u64 << (10 * index);
-        if bytes % unit == 0 {
+        if bytes.is_multiple_of(unit) {
             return format!("{}{}", bytes / unit, BINARY_UNITS[index].1);
         }
     }

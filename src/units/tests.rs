@@ -394,7 +394,7 @@ struct Doc {
 }
 
 fn yaml(text: &str) -> Result<Doc, String> {
-    serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    serde_saphyr::from_str(text).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -440,7 +440,7 @@ fn serde_newtypes_write_canonical_strings() {
         headroom: Some(Percent(0.125)),
         interval: Some(DurationValue(Duration::from_secs(90))),
     };
-    let text = serde_yaml_ng::to_string(&doc).unwrap_or_default();
+    let text = serde_saphyr::to_string(&doc).unwrap_or_default();
     assert_eq!(text, "limit: 1536Mi\nheadroom: 12.5%\ninterval: 1m30s\n");
     assert_eq!(yaml(&text), Ok(doc));
     assert_eq!(Bytes(870 * MI).to_string(), "870 MiB");

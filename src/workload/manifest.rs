@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-use serde_yaml_ng::Value;
+use serde_json::Value;
 
 use crate::units::{parse_memory_quantity, UnitError};
 
@@ -248,14 +248,14 @@ fn collect(
     found: &mut Vec<String>,
     workloads: &mut Vec<Workload>,
 ) -> Result<(), ManifestError> {
-    if !doc.is_mapping() {
+    if !doc.is_object() {
         return Ok(()); // empty document, or not an object
     }
     let Some(kind) = str_field(&doc, "kind").map(str::to_string) else {
         return Ok(());
     };
     if kind == "List" || kind.ends_with("List") {
-        if let Some(Value::Sequence(items)) = doc.get("items") {
+        if let Some(Value::Array(items)) = doc.get("items") {
             for item in items.clone() {
                 collect(file, item, found, workloads)?;
             }
@@ -274,7 +274,7 @@ fn collect(
     let Some(spec) = doc.get("spec").cloned() else {
         return Ok(());
     };
-    let spec: Spec = serde_yaml_ng::from_value(spec).map_err(|e| ManifestError::Shape {
+    let spec: Spec = serde_json::from_value(spec).map_err(|e| ManifestError::Shape {
         file: file.to_string(),
         workload: id.clone(),
         message: format!("not a {kind} this tool can read: {e}"),
@@ -287,28 +287,18 @@ fn collect(
     Ok(())
 }
 
-fn yaml_error(file: &str, err: &serde_yaml_ng::Error) -> ManifestError {
-    let text = err.to_string();
-    match err.location() {
-        Some(loc) => {
-            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-            let message = match text.find(&suffix) {
-                Some(at) => format!("{}{}", &text[..at], &text[at + suffix.len()..]),
-                None => text,
-            };
-            ManifestError::Yaml {
-                file: file.to_string(),
-                line: loc.line(),
-                column: loc.column(),
-                message,
-            }
-        }
-        None => ManifestError::Yaml {
-            file: file.to_string(),
-            line: 1,
-            column: 1,
-            message: text,
-        },
+fn yaml_error(file: &str, err: &serde_saphyr::Error) -> ManifestError {
+    let (line, column) = err
+        .location()
+        .filter(|at| at.line() > 0)
+        .map_or((1, 1), |at| {
+            (at.line() as usize, at.column().max(1) as usize)
+        });
+    ManifestError::Yaml {
+        file: file.to_string(),
+        line,
+        column,
+        message: crate::scenario::yaml_message(err),
     }
 }
 
@@ -380,8 +370,14 @@ pub fn read_manifest_container(
 
     let mut found = Vec::new();
     let mut workloads = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let doc = Value::deserialize(document).map_err(|e| yaml_error(&file, &e))?;
+    // Every document as JSON-like values (a manifest is JSON's data model); `.nan` stays text.
+    let options = serde_saphyr::options! {
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
+        with_snippet: false,
+    };
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(&text, options)
+        .map_err(|e| yaml_error(&file, &e))?;
+    for doc in documents {
         collect(&file, doc, &mut found, &mut workloads)?;
     }
 

@@ -247,21 +247,19 @@ type Variant = (String, String, Vec<Pair>);
 /// The Role variants: every rule removed, then every verb and every resource of a rule that
 /// has more than one removed. Each comes with the (verb, group, resource) it no longer grants.
 fn variants() -> Vec<Variant> {
-    let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(RBAC_YAML)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(RBAC_YAML).unwrap();
     let role = docs.iter().position(|d| d["kind"] == "Role").unwrap();
-    let rules = docs[role]["rules"].as_sequence().unwrap().clone();
-    let render = |rules: Vec<serde_yaml_ng::Value>| {
+    let rules = docs[role]["rules"].as_array().unwrap().clone();
+    let render = |rules: Vec<serde_json::Value>| {
         let mut docs = docs.clone();
-        docs[role]["rules"] = serde_yaml_ng::Value::Sequence(rules);
+        docs[role]["rules"] = serde_json::Value::Array(rules);
         docs.iter()
-            .map(|d| serde_yaml_ng::to_string(d).unwrap())
+            .map(|d| serde_saphyr::to_string(d).unwrap())
             .collect::<Vec<_>>()
             .join("---\n")
     };
-    let strings = |v: &serde_yaml_ng::Value| -> Vec<String> {
-        v.as_sequence()
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
             .unwrap()
             .iter()
             .map(|s| s.as_str().unwrap().to_string())
@@ -297,7 +295,7 @@ fn variants() -> Vec<Variant> {
             }
             for (j, value) in values.iter().enumerate() {
                 let mut rules = rules.clone();
-                let seq = rules[i][field].as_sequence_mut().unwrap();
+                let seq = rules[i][field].as_array_mut().unwrap();
                 seq.remove(j);
                 let l = if field == "verbs" {
                     lost(std::slice::from_ref(value), &resources)

@@ -410,16 +410,14 @@ fn a_role_without_the_metrics_rule_gets_the_real_403_and_check_names_the_rule() 
     let user = "memory-gate-no-metrics";
     let kubeconfig = rig.user(user);
     let rbac = std::fs::read_to_string(repo().join("ci-templates/kubernetes/rbac.yaml")).unwrap();
-    let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&rbac)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&rbac).unwrap();
     let mut role = docs
         .iter()
         .find(|d| d["kind"] == "Role")
         .expect("rbac.yaml has a Role")
         .clone();
-    role["metadata"] = serde_yaml_ng::from_str("{name: no-metrics, namespace: staging}").unwrap();
-    let rules = role["rules"].as_sequence_mut().unwrap();
+    role["metadata"] = serde_json::json!({"name": "no-metrics", "namespace": "staging"});
+    let rules = role["rules"].as_array_mut().unwrap();
     let before = rules.len();
     rules.retain(|r| r["apiGroups"][0] != "metrics.k8s.io");
     assert_eq!(
@@ -434,7 +432,7 @@ fn a_role_without_the_metrics_rule_gets_the_real_403_and_check_names_the_rule() 
     );
     rig.apply(&format!(
         "{}---\n{binding}",
-        serde_yaml_ng::to_string(&role).unwrap()
+        serde_saphyr::to_string(&role).unwrap()
     ));
     // The real authorizer says no (and yes to what the Role still grants).
     let can = |verb_res: &[&str]| {

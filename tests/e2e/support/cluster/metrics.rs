@@ -179,7 +179,7 @@ pub(super) fn stalled(resp: Response<Body>, after: Duration) -> Response<Body> {
 /// How a quantity of memory is spelled for a pod (varies by pod name).
 fn memory_quantity(bytes: u64, style: u8) -> Quantity {
     Quantity(match style {
-        0 if bytes % 1024 == 0 => format!("{}Ki", bytes / 1024),
+        0 if bytes.is_multiple_of(1024) => format!("{}Ki", bytes / 1024),
         1 => bytes.to_string(),
         _ => binary_si(bytes),
     })
@@ -188,7 +188,7 @@ fn memory_quantity(bytes: u64, style: u8) -> Quantity {
 /// Go duration text for the window ("1s", "15s", "1.5s").
 fn go_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}s", ms as f64 / 1000.0)

@@ -42,7 +42,7 @@ pub(super) fn binary_si(bytes: u64) -> String {
         ("Ki", 10),
     ] {
         let unit = 1u64 << shift;
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
         }
     }

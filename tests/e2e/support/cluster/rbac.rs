@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hyper::{Response, StatusCode};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails;
-use serde::Deserialize as _;
 
 use super::http::{self, Body, Query};
 use super::{tls, SimCluster};
@@ -238,9 +237,9 @@ pub fn parse_manifest(text: &str, namespace: &str) -> Result<RoleGrant, String> 
     let mut roles: Vec<Role> = Vec::new();
     let mut bindings: Vec<RoleBinding> = Vec::new();
     let mut accounts: Vec<String> = Vec::new();
-    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml_ng::Value::deserialize(doc)
-            .map_err(|e| format!("document {}: {e}", i + 1))?;
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    for (i, value) in docs.into_iter().enumerate() {
         if value.is_null() {
             continue;
         }
@@ -249,11 +248,11 @@ pub fn parse_manifest(text: &str, namespace: &str) -> Result<RoleGrant, String> 
             .and_then(|k| k.as_str())
             .unwrap_or_default()
             .to_string();
-        let parse_err = |e: serde_yaml_ng::Error| format!("document {} ({kind}): {e}", i + 1);
+        let parse_err = |e: serde_json::Error| format!("document {} ({kind}): {e}", i + 1);
         match kind.as_str() {
-            "Role" => roles.push(serde_yaml_ng::from_value(value.clone()).map_err(parse_err)?),
+            "Role" => roles.push(serde_json::from_value(value.clone()).map_err(parse_err)?),
             "RoleBinding" => {
-                bindings.push(serde_yaml_ng::from_value(value.clone()).map_err(parse_err)?)
+                bindings.push(serde_json::from_value(value.clone()).map_err(parse_err)?)
             }
             "ServiceAccount" => accounts.push(
                 value

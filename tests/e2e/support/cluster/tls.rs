@@ -98,7 +98,7 @@ pub(super) fn write_kubeconfig(
         }],
         "current-context": "sim",
     });
-    let text = serde_yaml_ng::to_string(&doc).map_err(std::io::Error::other)?;
+    let text = serde_saphyr::to_string(&doc).map_err(std::io::Error::other)?;
     std::fs::write(path, text)
 }
 
