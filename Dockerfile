@@ -17,7 +17,7 @@
 ARG ALPINE_VERSION=3.22
 
 # Checks the tarball against SHA256SUMS and unpacks it: a tampered dist/ fails the build.
-FROM alpine:${ALPINE_VERSION} AS unpack
+FROM --platform=$BUILDPLATFORM alpine:${ALPINE_VERSION} AS unpack
 SHELL ["/bin/ash", "-eo", "pipefail", "-c"]
 ARG VERSION=0.1.0
 ARG TARGETARCH

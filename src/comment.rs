@@ -176,7 +176,7 @@ pub fn resolve(
             Some(var) => env(var).map(|t| (var.clone(), t)),
             None => defaults
                 .iter()
-                .find_map(|var| env(var).map(|t| (var.to_string(), t))),
+                .find_map(|&var| env(var).map(|t| (var.to_string(), t))),
         }
     };
     let no_token = |forge: &'static str, defaults: &str| CommentError::NoToken {
