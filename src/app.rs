@@ -12,8 +12,8 @@ use crate::cli::{
     CheckArgs, Cli, Command, CommentArgs, CommentTargetArgs, CommentTo, DemoArgs, Format,
     JudgeArgs, OutputArgs, OverrideArgs, ReportCommand, RunArgs,
 };
-use crate::comment::{self, CommentRequest, Forge, Posted, Resolved};
 use crate::cluster::ClusterAccess;
+use crate::comment::{self, CommentRequest, Forge, Posted, Resolved};
 use crate::report::json::JsonReporter;
 use crate::report::terminal::TerminalReporter;
 use crate::report::{ReportView, Reporter};

@@ -58,7 +58,10 @@ pub enum CommentError {
     #[error("no token for the {forge} API: set {vars}")]
     NoToken { forge: &'static str, vars: String },
     #[error("{var} is not set: {hint}")]
-    MissingVar { var: &'static str, hint: &'static str },
+    MissingVar {
+        var: &'static str,
+        hint: &'static str,
+    },
     #[error("{what}: {detail}")]
     Invalid { what: String, detail: String },
     #[error("building the HTTP client: {0}")]
@@ -144,7 +147,11 @@ impl Target {
 pub fn marker(key: Option<&str>) -> Result<String, CommentError> {
     match key.map(str::trim).filter(|k| !k.is_empty()) {
         None => Ok(MARKER.to_string()),
-        Some(k) if k.len() <= 100 && k.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => {
+        Some(k)
+            if k.len() <= 100
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+        {
             Ok(format!("<!-- oomgate:comment:{k} -->"))
         }
         Some(k) => Err(CommentError::Invalid {
@@ -181,18 +188,20 @@ pub fn resolve(
     };
     let no_token = |forge: &'static str, defaults: &str| CommentError::NoToken {
         forge,
-        vars: req.token_env.clone().unwrap_or_else(|| defaults.to_string()),
+        vars: req
+            .token_env
+            .clone()
+            .unwrap_or_else(|| defaults.to_string()),
     };
     match forge {
         Forge::GitLab => {
             let number = match req.number {
                 Some(n) => n,
                 None => match env("CI_MERGE_REQUEST_IID") {
-                    None => {
-                        return Ok(Resolved::NoReview(
-                            "not a merge request pipeline (CI_MERGE_REQUEST_IID is unset): no comment".into(),
-                        ))
-                    }
+                    None => return Ok(Resolved::NoReview(
+                        "not a merge request pipeline (CI_MERGE_REQUEST_IID is unset): no comment"
+                            .into(),
+                    )),
                     Some(v) => parse_number("CI_MERGE_REQUEST_IID", &v)?,
                 },
             };
@@ -391,10 +400,7 @@ impl Api<'_> {
                 "{}/projects/{}/merge_requests/{}/notes",
                 t.api, t.project, t.number
             ),
-            Forge::GitHub => format!(
-                "{}/repos/{}/issues/{}/comments",
-                t.api, t.project, t.number
-            ),
+            Forge::GitHub => format!("{}/repos/{}/issues/{}/comments", t.api, t.project, t.number),
         }
     }
 
@@ -443,7 +449,11 @@ impl Api<'_> {
     async fn create(&self, body: &str) -> Result<u64, CommentError> {
         let url = self.comments_url();
         let made = self
-            .call(Method::POST, &url, Some(serde_json::json!({ "body": body })))
+            .call(
+                Method::POST,
+                &url,
+                Some(serde_json::json!({ "body": body })),
+            )
             .await?;
         made.get("id")
             .and_then(Value::as_u64)
@@ -591,14 +601,25 @@ mod tests {
         let mut with_pat = vars.to_vec();
         with_pat.push(("OOMGATE_GITLAB_TOKEN", "pat"));
         let t = target(resolve(&CommentRequest::default(), env_of(&with_pat)).unwrap());
-        assert_eq!((t.token_header, t.token_env.as_str()), ("PRIVATE-TOKEN", "OOMGATE_GITLAB_TOKEN"));
+        assert_eq!(
+            (t.token_header, t.token_env.as_str()),
+            ("PRIVATE-TOKEN", "OOMGATE_GITLAB_TOKEN")
+        );
         // A branch pipeline has no merge request: nothing to do, not an error.
-        let branch: Vec<_> = vars.iter().copied().filter(|(k, _)| *k != "CI_MERGE_REQUEST_IID").collect();
+        let branch: Vec<_> = vars
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "CI_MERGE_REQUEST_IID")
+            .collect();
         assert!(matches!(
             resolve(&CommentRequest::default(), env_of(&branch)).unwrap(),
             Resolved::NoReview(_)
         ));
-        let no_token: Vec<_> = vars.iter().copied().filter(|(k, _)| *k != "CI_JOB_TOKEN").collect();
+        let no_token: Vec<_> = vars
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "CI_JOB_TOKEN")
+            .collect();
         let e = resolve(&CommentRequest::default(), env_of(&no_token)).unwrap_err();
         assert!(e.to_string().contains("OOMGATE_GITLAB_TOKEN"), "{e}");
     }
@@ -619,23 +640,29 @@ mod tests {
         let t = target(resolve(&CommentRequest::default(), env_of(&vars)).unwrap());
         assert_eq!((t.forge, t.number), (Forge::GitHub, 31));
         assert_eq!(t.api, "https://api.github.com");
-        assert_eq!(t.job_url.as_deref(), Some("https://github.com/acme/shop/actions/runs/99"));
+        assert_eq!(
+            t.job_url.as_deref(),
+            Some("https://github.com/acme/shop/actions/runs/99")
+        );
         let by_ref = [
             ("GITHUB_ACTIONS", "true"),
             ("GITHUB_REPOSITORY", "acme/shop"),
             ("GITHUB_REF", "refs/pull/8/merge"),
             ("GITHUB_TOKEN", "ghs_x"),
         ];
-        assert_eq!(target(resolve(&CommentRequest::default(), env_of(&by_ref)).unwrap()).number, 8);
-        let push = [("GITHUB_ACTIONS", "true"), ("GITHUB_REF", "refs/heads/main")];
+        assert_eq!(
+            target(resolve(&CommentRequest::default(), env_of(&by_ref)).unwrap()).number,
+            8
+        );
+        let push = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REF", "refs/heads/main"),
+        ];
         assert!(matches!(
             resolve(&CommentRequest::default(), env_of(&push)).unwrap(),
             Resolved::NoReview(_)
         ));
-        let bad = [
-            ("GITHUB_REPOSITORY", "../../x"),
-            ("GITHUB_TOKEN", "t"),
-        ];
+        let bad = [("GITHUB_REPOSITORY", "../../x"), ("GITHUB_TOKEN", "t")];
         let req = CommentRequest {
             forge: Some(Forge::GitHub),
             number: Some(1),

@@ -52,6 +52,9 @@ mod tests {
         assert!(is_sensitive_header("Authorization"));
         assert!(is_sensitive_header("X-Api-Key"));
         assert!(!is_sensitive_header("Content-Type"));
-        assert_eq!(scrub("401 for token glpat-123 here", "glpat-123"), "401 for token *** here");
+        assert_eq!(
+            scrub("401 for token glpat-123 here", "glpat-123"),
+            "401 for token *** here"
+        );
     }
 }

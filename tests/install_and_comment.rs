@@ -32,7 +32,10 @@ fn have_tool(tool: &str) -> bool {
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
     if !found {
-        assert!(!in_ci(), "{tool} is needed by this test and CI=true: failing instead of skipping");
+        assert!(
+            !in_ci(),
+            "{tool} is needed by this test and CI=true: failing instead of skipping"
+        );
         eprintln!("note: skipping: {tool} is not on PATH");
     }
     found
@@ -62,7 +65,9 @@ impl Request {
         self.target.split('?').next().unwrap_or("")
     }
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
     fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
@@ -175,7 +180,9 @@ fn gitlab_api(thread: Arc<Mutex<Thread>>) -> Box<Handler> {
                 let list: Vec<_> = t
                     .comments
                     .iter()
-                    .map(|(id, body)| serde_json::json!({ "id": id, "body": body, "system": false }))
+                    .map(
+                        |(id, body)| serde_json::json!({ "id": id, "body": body, "system": false }),
+                    )
                     .collect();
                 (200, serde_json::to_string(&list).unwrap())
             }
@@ -184,7 +191,10 @@ fn gitlab_api(thread: Arc<Mutex<Thread>>) -> Box<Handler> {
                 let id = 1000 + t.next_id;
                 let body = req.json()["body"].as_str().unwrap_or("").to_string();
                 t.comments.push((id, body.clone()));
-                (201, serde_json::json!({ "id": id, "body": body }).to_string())
+                (
+                    201,
+                    serde_json::json!({ "id": id, "body": body }).to_string(),
+                )
             }
             ("PUT", p) if p.starts_with(&format!("{notes}/")) => {
                 let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap_or(0);
@@ -192,7 +202,10 @@ fn gitlab_api(thread: Arc<Mutex<Thread>>) -> Box<Handler> {
                 match t.comments.iter_mut().find(|(i, _)| *i == id) {
                     Some(c) => {
                         c.1 = body.clone();
-                        (200, serde_json::json!({ "id": id, "body": body }).to_string())
+                        (
+                            200,
+                            serde_json::json!({ "id": id, "body": body }).to_string(),
+                        )
                     }
                     None => (404, r#"{"message":"404 Not found"}"#.into()),
                 }
@@ -224,7 +237,10 @@ fn github_api(thread: Arc<Mutex<Thread>>) -> Box<Handler> {
                 let id = 500 + t.next_id;
                 let body = req.json()["body"].as_str().unwrap_or("").to_string();
                 t.comments.push((id, body.clone()));
-                (201, serde_json::json!({ "id": id, "body": body }).to_string())
+                (
+                    201,
+                    serde_json::json!({ "id": id, "body": body }).to_string(),
+                )
             }
             ("PATCH", p) if p.starts_with("/repos/acme/shop/issues/comments/") => {
                 let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap_or(0);
@@ -232,7 +248,10 @@ fn github_api(thread: Arc<Mutex<Thread>>) -> Box<Handler> {
                 match t.comments.iter_mut().find(|(i, _)| *i == id) {
                     Some(c) => {
                         c.1 = body.clone();
-                        (200, serde_json::json!({ "id": id, "body": body }).to_string())
+                        (
+                            200,
+                            serde_json::json!({ "id": id, "body": body }).to_string(),
+                        )
                     }
                     None => (404, r#"{"message":"Not Found"}"#.into()),
                 }
@@ -316,7 +335,11 @@ fn comment_gitlab_creates_then_updates_the_same_note() {
 
     let out = oomgate_with(&["report", "comment", "."], &gitlab_env(&api), first.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("posted on merge request !7"), "{}", text(&out));
+    assert!(
+        text(&out).contains("posted on merge request !7"),
+        "{}",
+        text(&out)
+    );
     assert_no_token(&out);
     let reqs = api.requests();
     let methods: Vec<_> = reqs.iter().map(|r| (r.method.as_str(), r.path())).collect();
@@ -331,14 +354,24 @@ fn comment_gitlab_creates_then_updates_the_same_note() {
     assert!(posted.starts_with("<!-- oomgate:comment -->\n"), "{posted}");
     assert!(posted.contains("oomgate PASS: checkout-api"), "{posted}");
     assert!(posted.contains("/acme/shop/-/jobs/9"), "{posted}");
-    assert!(reqs.iter().all(|r| r.header("job-token") == Some(GITLAB_TOKEN)));
+    assert!(reqs
+        .iter()
+        .all(|r| r.header("job-token") == Some(GITLAB_TOKEN)));
 
     // The next pipeline: the same note is updated, no new one.
     api.clear();
     let second = report_dir("FAIL");
-    let out = oomgate_with(&["report", "comment", "."], &gitlab_env(&api), second.path());
+    let out = oomgate_with(
+        &["report", "comment", "."],
+        &gitlab_env(&api),
+        second.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("updated on merge request !7"), "{}", text(&out));
+    assert!(
+        text(&out).contains("updated on merge request !7"),
+        "{}",
+        text(&out)
+    );
     assert_no_token(&out);
     let reqs = api.requests();
     let methods: Vec<_> = reqs.iter().map(|r| (r.method.as_str(), r.path())).collect();
@@ -363,13 +396,20 @@ fn comment_github_creates_then_updates_the_same_comment() {
     let api = StandIn::start(github_api(thread.clone()));
     let first = report_dir("PASS");
     let event = first.path().join("event.json");
-    std::fs::write(&event, r#"{"action":"synchronize","number":5,"pull_request":{"number":5}}"#)
-        .unwrap();
+    std::fs::write(
+        &event,
+        r#"{"action":"synchronize","number":5,"pull_request":{"number":5}}"#,
+    )
+    .unwrap();
     let env = github_env(&api, &event);
 
     let out = oomgate_with(&["report", "comment", "."], &env, first.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("posted on pull request #5"), "{}", text(&out));
+    assert!(
+        text(&out).contains("posted on pull request #5"),
+        "{}",
+        text(&out)
+    );
     assert_no_token(&out);
     let reqs = api.requests();
     let methods: Vec<_> = reqs.iter().map(|r| (r.method.as_str(), r.path())).collect();
@@ -382,14 +422,28 @@ fn comment_github_creates_then_updates_the_same_comment() {
     );
     let posted = reqs[1].json()["body"].as_str().unwrap().to_string();
     assert!(posted.starts_with("<!-- oomgate:comment -->\n") && posted.contains("oomgate PASS"));
-    assert!(posted.contains("https://github.com/acme/shop/actions/runs/77"), "{posted}");
-    assert_eq!(reqs[1].header("accept"), Some("application/vnd.github+json"));
+    assert!(
+        posted.contains("https://github.com/acme/shop/actions/runs/77"),
+        "{posted}"
+    );
+    assert_eq!(
+        reqs[1].header("accept"),
+        Some("application/vnd.github+json")
+    );
 
     api.clear();
-    std::fs::write(first.path().join("summary.md"), "## oomgate FAIL: checkout-api\n").unwrap();
+    std::fs::write(
+        first.path().join("summary.md"),
+        "## oomgate FAIL: checkout-api\n",
+    )
+    .unwrap();
     let out = oomgate_with(&["report", "comment", "."], &env, first.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("updated on pull request #5"), "{}", text(&out));
+    assert!(
+        text(&out).contains("updated on pull request #5"),
+        "{}",
+        text(&out)
+    );
     assert_no_token(&out);
     let reqs = api.requests();
     let methods: Vec<_> = reqs.iter().map(|r| (r.method.as_str(), r.path())).collect();
@@ -416,15 +470,23 @@ fn comment_github_creates_then_updates_the_same_comment() {
     assert_eq!(reqs.last().unwrap().method, "POST");
     let t = thread.lock().unwrap();
     assert_eq!(t.comments.len(), 2);
-    assert!(t.comments[1].1.starts_with("<!-- oomgate:comment:payments -->\n"));
+    assert!(t.comments[1]
+        .1
+        .starts_with("<!-- oomgate:comment:payments -->\n"));
 }
 
-/// A failing API: every call answers 500 with a body that echoes the token.
+/// A failing API: every call answers 500 with a body that echoes the token it was sent.
 fn failing_api() -> StandIn {
-    StandIn::start(Box::new(|_req| {
+    StandIn::start(Box::new(|req| {
+        let sent = req
+            .header("authorization")
+            .or(req.header("job-token"))
+            .or(req.header("private-token"))
+            .unwrap_or("")
+            .to_string();
         (
             500,
-            format!(r#"{{"message":"internal error while checking {GITLAB_TOKEN} {GITHUB_TOKEN}"}}"#),
+            format!(r#"{{"message":"internal error while checking {sent}"}}"#),
         )
     }))
 }
@@ -433,13 +495,19 @@ fn failing_api() -> StandIn {
 fn comment_api_500_only_warns_and_leaks_no_token() {
     let api = failing_api();
     let dir = report_dir("PASS");
-    for env in [gitlab_env(&api), github_env(&api, &dir.path().join("no-event.json"))] {
+    for env in [
+        gitlab_env(&api),
+        github_env(&api, &dir.path().join("no-event.json")),
+    ] {
         let mut env = env;
         env.push(("OOMGATE_COMMENT_NUMBER", "5".into()));
         let out = oomgate_with(&["report", "comment", "."], &env, dir.path());
         let all = text(&out);
         assert_eq!(out.status.code(), Some(0), "{all}");
-        assert!(all.contains("oomgate: warning: the comment was not posted"), "{all}");
+        assert!(
+            all.contains("oomgate: warning: the comment was not posted"),
+            "{all}"
+        );
         assert!(all.contains("HTTP 500"), "{all}");
         assert_no_token(&out);
     }
@@ -461,7 +529,11 @@ fn comment_api_500_only_warns_and_leaks_no_token() {
     api.clear();
     let out = oomgate_with(&["report", "comment", "."], &branch, dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("not a merge request pipeline"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not a merge request pipeline"),
+        "{}",
+        text(&out)
+    );
     assert!(api.requests().is_empty());
     // No summary.md: a usage error (2), before any call.
     let empty = tempfile::tempdir().unwrap();
@@ -470,30 +542,81 @@ fn comment_api_500_only_warns_and_leaks_no_token() {
     assert!(api.requests().is_empty());
 }
 
-/// `--comment` on a real gate run: the demo with its leak fails (1), the API answers 500, and
-/// the exit code is still the verdict's.
+/// The bundled demo service with a 48 MiB baseline under a 64 MiB limit and 50 % headroom: the
+/// gate fails on `headroom` whatever the machine's speed.
+const FAILING_SCENARIO: &str = r#"
+name: comment-exit-code
+workload:
+  local:
+    command: [ "${OOMGATE_BIN}", demo-service, --listen, "127.0.0.1:{PORT}", --baseline, 48Mi, --keep-per-request, "0", --max-bytes, 60Mi ]
+    ready_url: http://127.0.0.1:{PORT}/healthz
+    ready_timeout: 10s
+    limit: 64Mi
+    container: demo
+load:
+  driver: goose
+  stages:
+    - { duration: 2s, users: 2 }
+    - { duration: 3s, users: 2 }
+  requests:
+    - { name: list users, method: GET, path: /api/users, weight: 1, expect_status: 200 }
+  think_time: 20ms
+memory:
+  source: cgroup
+  interval: 250ms
+policy:
+  headroom: 50%
+  min_coverage: 50%
+"#;
+
+/// `--comment` on a real gate run that fails (1) while the API answers 500: the exit code is
+/// still the verdict's, the comment only warns.
 #[test]
 fn comment_flag_keeps_the_gate_exit_code_when_the_api_fails() {
     let api = failing_api();
     let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let scenario = dir.path().join("scenario.yaml");
+    std::fs::write(
+        &scenario,
+        FAILING_SCENARIO.replace("{PORT}", &port.to_string()),
+    )
+    .unwrap();
     let event = dir.path().join("event.json");
     std::fs::write(&event, r#"{"pull_request":{"number":5}}"#).unwrap();
     let out = oomgate_with(
-        &["demo", "--leak", "--out", "report", "--comment", "-q"],
+        &["run", "scenario.yaml", "--out", "report", "--comment", "-q"],
         &github_env(&api, &event),
         dir.path(),
     );
     let all = text(&out);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report/report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("report/report.json"))
+            .unwrap_or_else(|e| panic!("no report.json ({e}):\n{all}")),
+    )
+    .unwrap();
     assert_eq!(report["verdict"], "fail", "{all}");
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert_eq!(report["exit_code"], 1);
-    assert!(all.contains("the comment was not posted") && all.contains("HTTP 500"), "{all}");
+    assert!(
+        all.contains("the comment was not posted") && all.contains("HTTP 500"),
+        "{all}"
+    );
     assert_no_token(&out);
     let reqs = api.requests();
-    assert_eq!(reqs.first().map(|r| r.method.as_str()), Some("GET"), "{reqs:?}");
+    assert_eq!(
+        reqs.first().map(|r| r.method.as_str()),
+        Some("GET"),
+        "{reqs:?}"
+    );
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(&*format!("Bearer {GITHUB_TOKEN}"))
+    );
 }
 
 // --- the release tarball -------------------------------------------------------------------
@@ -515,7 +638,11 @@ fn release_tarball_is_static_runs_and_matches_its_checksum() {
         .env_remove("OOMGATE_RELEASE_TARGET")
         .output()
         .unwrap();
-    assert!(out.status.success(), "scripts/release failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "scripts/release failed:\n{}",
+        text(&out)
+    );
     let version = env!("CARGO_PKG_VERSION");
     let name = format!("oomgate-{version}-x86_64-unknown-linux-gnu");
     let tarball = dist.path().join(format!("{name}.tar.gz"));
@@ -529,7 +656,10 @@ fn release_tarball_is_static_runs_and_matches_its_checksum() {
         .unwrap_or_else(|| panic!("no line for {name}.tar.gz in SHA256SUMS:\n{sums}"));
     let actual = Command::new("sha256sum").arg(&tarball).output().unwrap();
     let actual = String::from_utf8_lossy(&actual.stdout);
-    assert_eq!(line.split_whitespace().next(), actual.split_whitespace().next());
+    assert_eq!(
+        line.split_whitespace().next(),
+        actual.split_whitespace().next()
+    );
     let check = Command::new("sha256sum")
         .args(["-c", "SHA256SUMS"])
         .current_dir(dist.path())
@@ -563,7 +693,10 @@ fn release_tarball_is_static_runs_and_matches_its_checksum() {
     );
     let v = Command::new(&bin).arg("--version").output().unwrap();
     assert!(v.status.success(), "{}", text(&v));
-    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), format!("oomgate {version}"));
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).trim(),
+        format!("oomgate {version}")
+    );
 
     // In an empty root (no /lib, no loader, nothing of this machine) it still runs.
     if unsafe { geteuid() } == 0 && have_tool("chroot") {
@@ -575,9 +708,15 @@ fn release_tarball_is_static_runs_and_matches_its_checksum() {
             .output()
             .unwrap();
         assert!(v.status.success(), "in an empty root: {}", text(&v));
-        assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), format!("oomgate {version}"));
+        assert_eq!(
+            String::from_utf8_lossy(&v.stdout).trim(),
+            format!("oomgate {version}")
+        );
     } else {
-        assert!(!in_ci(), "the empty-root run needs root and chroot, and CI=true");
+        assert!(
+            !in_ci(),
+            "the empty-root run needs root and chroot, and CI=true"
+        );
     }
 }
 
