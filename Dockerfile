@@ -1,36 +1,52 @@
 # syntax=docker/dockerfile:1
-# The oomgate image for CI jobs (ci-templates/gitlab/oomgate.gitlab-ci.yml uses it):
-#   docker build -t oomgate:0.1.0 .
-#   docker run --rm -v "$PWD:/work" -w /work oomgate:0.1.0 run scenarios/checkout-api.yaml
-# Two stages: the Rust toolchain builds a release binary; the runtime image is Debian slim with
-# CA certificates (for the Kubernetes API and Prometheus over TLS) and a non-root user.
-# The image gates Kubernetes workloads; local workloads need root for memory cgroups, without
-# which oomgate measures the process tree's RSS and says the limit is not enforced.
+# The oomgate image for CI jobs (ci-templates/gitlab/oomgate.gitlab-ci.yml with `image:` set to
+# it) and `docker run`. It holds the release binary of scripts/release, nothing is compiled here:
+#   scripts/release dist/                         # dist/oomgate-<version>-<target>.tar.gz + SHA256SUMS
+#   docker build --build-arg VERSION=0.1.0 -t oomgate:0.1.0 .
+#   docker run --rm -v "$PWD:/work" oomgate:0.1.0 run scenarios/checkout-api.yaml
+# Multi-arch: run scripts/release on an x86_64 and an arm64 machine into the same dist/ (one
+# SHA256SUMS), then `docker buildx build --platform linux/amd64,linux/arm64 ...`.
+#
+# The binary is fully static, so the base only has to bring what oomgate reads at run time: the CA
+# bundle (the Kubernetes API, Prometheus and the GitLab/GitHub APIs over TLS) and, for GitLab
+# jobs, a shell. Alpine's base image has both (its ca-certificates-bundle), in about 8 MB. The user
+# is unprivileged (uid 10001); the image gates Kubernetes workloads, while local workloads need
+# root for memory cgroups (without it oomgate measures the processes' PSS and says the limit is
+# not enforced).
 
-ARG RUST_VERSION=1.95
-ARG DEBIAN_RELEASE=trixie
+ARG ALPINE_VERSION=3.22
 
-FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
-# aws-lc-sys (TLS) builds C code; cmake is its fallback build tool on less common targets.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY . .
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin oomgate \
- && install -D -m 0755 target/release/oomgate /out/oomgate
+# Checks the tarball against SHA256SUMS and unpacks it: a tampered dist/ fails the build.
+FROM --platform=$BUILDPLATFORM alpine:${ALPINE_VERSION} AS unpack
+SHELL ["/bin/ash", "-eo", "pipefail", "-c"]
+ARG VERSION=0.1.0
+ARG TARGETARCH
+COPY dist/SHA256SUMS dist/oomgate-${VERSION}-*.tar.gz /dist/
+WORKDIR /dist
+RUN case "${TARGETARCH:-amd64}" in \
+      amd64) target=x86_64-unknown-linux-gnu ;; \
+      arm64) target=aarch64-unknown-linux-gnu ;; \
+      *) echo "no oomgate release target for ${TARGETARCH}" >&2; exit 1 ;; \
+    esac; \
+    name="oomgate-${VERSION}-${target}"; \
+    grep "  ${name}.tar.gz\$" SHA256SUMS | sha256sum -c -; \
+    tar -xzf "${name}.tar.gz"; \
+    install -D -m 0755 "${name}/oomgate" /out/oomgate
 
-FROM debian:${DEBIAN_RELEASE}-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --gid 10001 oomgate \
- && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/oomgate --shell /usr/sbin/nologin oomgate \
+FROM alpine:${ALPINE_VERSION}
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="oomgate" \
+      org.opencontainers.image.description="CI load-test gate on a service's memory against its limit" \
+      org.opencontainers.image.source="https://github.com/oomgate/oomgate" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN test -s /etc/ssl/certs/ca-certificates.crt \
+ && addgroup -g 10001 oomgate \
+ && adduser -D -u 10001 -G oomgate -h /home/oomgate -s /sbin/nologin oomgate \
  && install -d -o 10001 -g 10001 /work
-COPY --from=builder /out/oomgate /usr/local/bin/oomgate
+COPY --from=unpack /out/oomgate /usr/local/bin/oomgate
 USER 10001:10001
 WORKDIR /work
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 ENTRYPOINT ["oomgate"]
 CMD ["--help"]

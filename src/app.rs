@@ -1,4 +1,4 @@
-//! The subcommands: `run`, `check`, `demo`, `completions` and the hidden `demo-service`. Each
+//! The subcommands: `run`, `check`, `demo`, `report comment`, `completions` and the hidden `demo-service`. Each
 //! turns its arguments into validated settings, calls the library, writes the reports and
 //! returns the exit code. Every error before a verdict exists is exit code 2.
 
@@ -9,9 +9,11 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 
 use crate::cli::{
-    CheckArgs, Cli, Command, DemoArgs, Format, JudgeArgs, OutputArgs, OverrideArgs, RunArgs,
+    CheckArgs, Cli, Command, CommentArgs, CommentTargetArgs, CommentTo, DemoArgs, Format,
+    JudgeArgs, OutputArgs, OverrideArgs, ReportCommand, RunArgs,
 };
 use crate::cluster::ClusterAccess;
+use crate::comment::{self, CommentRequest, Forge, Posted, Resolved};
 use crate::report::json::JsonReporter;
 use crate::report::terminal::TerminalReporter;
 use crate::report::{ReportView, Reporter};
@@ -49,6 +51,9 @@ pub fn main(cli: Cli) -> Result<u8> {
                     Command::Check(args) => cmd_check(args).await,
                     Command::Judge(args) => cmd_judge(args).await,
                     Command::Demo(args) => cmd_demo(args).await,
+                    Command::Report(r) => match r.command {
+                        ReportCommand::Comment(args) => cmd_report_comment(args).await,
+                    },
                     Command::Completions { .. } | Command::DemoService(_) => {
                         unreachable!("handled above")
                     }
@@ -159,7 +164,9 @@ async fn cmd_run(args: RunArgs) -> Result<u8> {
         baseline: baseline(&args.output)?,
     };
     let res = run::execute(&sc, &ctx).await?;
-    out.finish(&sc, &res)
+    let code = out.finish(&sc, &res)?;
+    comment_after_run(&args.output).await;
+    Ok(code)
 }
 
 async fn cmd_judge(args: JudgeArgs) -> Result<u8> {
@@ -171,7 +178,59 @@ async fn cmd_judge(args: JudgeArgs) -> Result<u8> {
         baseline: baseline(&args.output)?,
     };
     let res = run::judge_k6(&sc, &args.k6_results, args.k6_lenient, &ctx).await?;
-    out.finish(&sc, &res)
+    let code = out.finish(&sc, &res)?;
+    comment_after_run(&args.output).await;
+    Ok(code)
+}
+
+/// `--comment`: post summary.md once the reports are written. Whatever happens, the exit code
+/// stays the verdict's: a failure to post is a warning.
+async fn comment_after_run(o: &OutputArgs) {
+    if !o.comment || run::interrupted().is_some() {
+        return;
+    }
+    post_comment(&o.out, &o.comment_target).await;
+}
+
+async fn cmd_report_comment(args: CommentArgs) -> Result<u8> {
+    // A missing summary.md is a usage error (exit 2): nothing was asked of any API yet.
+    comment::read_summary(&args.dir)?;
+    post_comment(&args.dir, &args.target).await;
+    Ok(0)
+}
+
+/// Posts `dir/summary.md` on the review, or updates oomgate's comment there; logs what it did or
+/// why it could not (a warning, never an error).
+async fn post_comment(dir: &Path, t: &CommentTargetArgs) {
+    let req = CommentRequest {
+        forge: match t.comment_to {
+            CommentTo::Auto => None,
+            CommentTo::Gitlab => Some(Forge::GitLab),
+            CommentTo::Github => Some(Forge::GitHub),
+        },
+        token_env: t.comment_token_env.clone(),
+        key: t.comment_key.clone(),
+        number: t.comment_number,
+    };
+    let outcome = async {
+        let summary = comment::read_summary(dir)?;
+        let target = match comment::resolve(&req, |n| std::env::var(n).ok())? {
+            Resolved::Target(t) => t,
+            Resolved::NoReview(why) => return Ok(Err(why)),
+        };
+        let body = comment::body(&summary, &target);
+        comment::post(&target, &body).await.map(|p| Ok((p, target)))
+    };
+    match outcome.await {
+        Ok(Ok((Posted::Created { id }, target))) => {
+            log::info!("comment {id} posted on {}", target.review())
+        }
+        Ok(Ok((Posted::Updated { id }, target))) => {
+            log::info!("comment {id} updated on {}", target.review())
+        }
+        Ok(Err(why)) => log::info!("{why}"),
+        Err(e) => log::warn!("the comment was not posted: {e}"),
+    }
 }
 
 /// The `--baseline` report, read before any load starts.
@@ -210,7 +269,9 @@ async fn cmd_demo(args: DemoArgs) -> Result<u8> {
         ..RunContext::default()
     };
     let res = run::execute(&sc, &ctx).await?;
-    out.finish(&sc, &res)
+    let code = out.finish(&sc, &res)?;
+    comment_after_run(&args.output).await;
+    Ok(code)
 }
 
 fn free_port() -> std::io::Result<u16> {

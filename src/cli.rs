@@ -12,6 +12,7 @@ Examples:
   oomgate check scenarios/demo.yaml     # parse and preflight a scenario, no load
   oomgate run scenarios/demo.yaml --out oomgate-report
   oomgate judge scenarios/checkout-api.yaml --k6-results results.json
+  oomgate report comment oomgate-report # summary.md as the merge/pull request's comment
   oomgate completions bash > /etc/bash_completion.d/oomgate
 
 Exit codes: 0 pass, 1 the gate failed, 2 usage/configuration/connection error,
@@ -55,6 +56,8 @@ pub enum Command {
         after_help = "Examples:\n  oomgate demo          # passes\n  oomgate demo --leak   # the service keeps memory per request: fails on leak"
     )]
     Demo(DemoArgs),
+    /// Work with a report directory a run wrote
+    Report(ReportArgs),
     /// Print a shell completion script
     #[command(after_help = "Example:\n  oomgate completions zsh > ~/.zfunc/_oomgate")]
     Completions {
@@ -91,6 +94,65 @@ pub struct OutputArgs {
     /// An earlier report.json (e.g. the target branch's artifact) to compare peaks and p95 with
     #[arg(long, value_name = "REPORT", env = "OOMGATE_BASELINE")]
     pub baseline: Option<PathBuf>,
+    /// Also post summary.md on the merge/pull request (as `oomgate report comment`); a failure
+    /// to post only warns, the exit code stays the verdict's
+    #[arg(long)]
+    pub comment: bool,
+    #[command(flatten)]
+    pub comment_target: CommentTargetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommentTo {
+    /// GitLab under GITLAB_CI=true, GitHub under GITHUB_ACTIONS=true
+    Auto,
+    /// A merge-request note (GitLab API: CI_API_V4_URL, CI_PROJECT_ID, CI_MERGE_REQUEST_IID)
+    Gitlab,
+    /// A pull-request comment (GitHub API: GITHUB_API_URL, GITHUB_REPOSITORY, the event's PR)
+    Github,
+}
+
+/// Where `--comment` and `report comment` post. The token is only ever read from the environment.
+#[derive(Debug, Args)]
+pub struct CommentTargetArgs {
+    /// Where to post the comment
+    #[arg(long, value_enum, default_value_t = CommentTo::Auto, env = "OOMGATE_COMMENT_TO")]
+    pub comment_to: CommentTo,
+    /// The environment variable that holds the API token [default: OOMGATE_GITLAB_TOKEN, then
+    /// CI_JOB_TOKEN; OOMGATE_GITHUB_TOKEN, then GITHUB_TOKEN]
+    #[arg(long, value_name = "VAR", env = "OOMGATE_COMMENT_TOKEN_ENV")]
+    pub comment_token_env: Option<String>,
+    /// Tells this gate's comment from another gate's on the same review (e.g. the job name)
+    #[arg(long, value_name = "KEY", env = "OOMGATE_COMMENT_KEY")]
+    pub comment_key: Option<String>,
+    /// The merge request iid / pull request number [default: from the CI environment]
+    #[arg(long, value_name = "N", env = "OOMGATE_COMMENT_NUMBER")]
+    pub comment_number: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Post summary.md on the merge request (GitLab) or pull request (GitHub), updating
+    /// oomgate's earlier comment there in place; API failures only warn (exit 0)
+    #[command(
+        after_help = "Examples:\n  oomgate report comment oomgate-report                 # in GitLab CI or GitHub Actions\n  GITHUB_TOKEN=... oomgate report comment --comment-to github --comment-number 12"
+    )]
+    Comment(CommentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CommentArgs {
+    /// The report directory holding summary.md
+    #[arg(value_name = "DIR", default_value = "oomgate-report")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub target: CommentTargetArgs,
 }
 
 /// Values that override the scenario file.

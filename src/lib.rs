@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod cluster;
+pub mod comment;
 pub mod demo_service;
 pub mod fuzz_entry;
 pub mod judge;

@@ -13,6 +13,16 @@ pub fn url(u: &str) -> String {
     u.to_string()
 }
 
+/// `text` with every occurrence of `secret` (a token read from the environment) replaced by `***`,
+/// for messages that may echo what a server was sent. Secrets shorter than 4 characters are left
+/// alone: replacing them would garble the message without hiding anything.
+pub fn scrub(text: &str, secret: &str) -> String {
+    if secret.len() < 4 {
+        return text.to_string();
+    }
+    text.replace(secret, "***")
+}
+
 /// Header names whose values are never shown.
 pub fn is_sensitive_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -42,5 +52,9 @@ mod tests {
         assert!(is_sensitive_header("Authorization"));
         assert!(is_sensitive_header("X-Api-Key"));
         assert!(!is_sensitive_header("Content-Type"));
+        assert_eq!(
+            scrub("401 for token glpat-123 here", "glpat-123"),
+            "401 for token *** here"
+        );
     }
 }

@@ -10,6 +10,8 @@
 #   OOMGATE_ACTION_REPORT_DIR  report directory (default oomgate-report)
 #   OOMGATE_ACTION_BASELINE    an earlier report.json (or its directory) for --baseline; empty: none
 #   OOMGATE_ACTION_JSON        jq | python3: which tool reads report.json (default: jq when present)
+#   OOMGATE_ACTION_COMMENT     true: post summary.md on the pull request (`oomgate report comment`,
+#                              token in OOMGATE_GITHUB_TOKEN); a failure only warns
 # and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY, set by the runner (either may be missing).
 # Written for bash 3.2 and up (macOS runners included).
 set -uo pipefail
@@ -161,5 +163,26 @@ if [ -f "$report" ]; then
 elif [ "$verdict" = error ]; then
   echo "::error title=oomgate::oomgate exited with code $code before writing a report: see the log of this step"
 fi
+
+# --- pull-request comment: opt-in, never changes the exit code ---------------------------------
+case "${OOMGATE_ACTION_COMMENT:-false}" in
+  true)
+    if [ -f "$out/summary.md" ]; then
+      comment_log=$(oomgate report comment "$out" --comment-to github 2>&1)
+      comment_rc=$?
+      printf '%s\n' "$comment_log"
+      warning=$(printf '%s\n' "$comment_log" | sed -n 's/^oomgate: warning: //p' | head -n 1)
+      if [ -n "$warning" ] || [ "$comment_rc" != 0 ]; then
+        warning=${warning:-oomgate report comment exited with code $comment_rc}
+        warning=${warning//%/%25}
+        echo "::warning title=oomgate comment::${warning}"
+      fi
+    else
+      echo "::warning title=oomgate comment::no summary.md was written: no pull-request comment"
+    fi
+    ;;
+  false | '') ;;
+  *) echo "::warning title=oomgate comment::input comment must be true or false, got '${OOMGATE_ACTION_COMMENT}'" ;;
+esac
 
 exit "$code"
