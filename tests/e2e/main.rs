@@ -25,6 +25,7 @@ mod fail_closed_reads;
 mod fail_closed_run;
 mod fuzz_corpus;
 mod hostile_names;
+mod install_and_comment;
 mod k6_gate;
 mod k6_reader;
 mod kubernetes_gate;
