@@ -187,16 +187,19 @@ fn judge_requests(
         let room = a as f64 - t.level_at_end;
         let needed = if room > 0.0 {
             let per_sec = room / policy.leak.horizon.as_secs_f64();
-            format_minutes(
-                t.threshold() / per_sec / (1.0 - policy.leak.settle.clamp(0.0, 0.95)) / 60.0,
+            format!(
+                "hold the load for {} or more to judge it",
+                format_minutes(
+                    t.threshold() / per_sec / (1.0 - policy.leak.settle.clamp(0.0, 0.95)) / 60.0,
+                )
             )
         } else {
-            "longer".to_string()
+            "the working set already stands at the allowed peak (see headroom)".to_string()
         };
         format!(
             "{}: not judged: no growth per request above the noise {through}, but holds this \
              short only show growth of {}/min or more, and slower growth could still reach the \
-             {} allowed within the {} horizon: hold the load for {needed} or more to judge it",
+             {} allowed within the {} horizon: {needed}",
             group.name,
             format_bytes_f(t.detectable_per_min()),
             format_bytes(a),

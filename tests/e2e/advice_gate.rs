@@ -77,7 +77,7 @@ fn the_leak_demo_fails_on_leak_and_says_to_fix_the_growth_not_to_raise_the_limit
     assert_eq!(leak.len(), 1, "{report:#}");
     let msg = leak[0]["message"].as_str().unwrap();
     assert!(msg.contains("per request"), "{msg}");
-    // The demo keeps 24 KiB per request: the slope says so.
+    // The demo keeps 8 KiB per request: the slope says so.
     let c = &report["containers"][0];
     assert_eq!(c["suggestion"]["withheld"], "leak", "{c:#}");
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
@@ -90,7 +90,7 @@ fn the_leak_demo_fails_on_leak_and_says_to_fix_the_growth_not_to_raise_the_limit
             "{name} offers no patch: {text}"
         );
     }
-    assert!(msg.contains("KiB per request"), "{msg}");
+    assert!(msg.contains("grows 8 KiB per request"), "{msg}");
 }
 
 #[test]
