@@ -195,4 +195,18 @@ fn a_short_flat_run_is_passed_only_when_it_could_have_seen_a_leak_that_matters()
         "{}",
         f.message
     );
+    // No limit: nothing to project slower growth to, so a short flat run is not judged.
+    let mut unlimited = r.clone();
+    unlimited.containers[0].limit = None;
+    let f = evaluate(&short, &unlimited)
+        .findings
+        .into_iter()
+        .find(|f| f.rule == Rule::Leak)
+        .unwrap();
+    assert_eq!(f.severity, Severity::Skipped, "{}", f.message);
+    assert!(
+        f.message.contains("no memory limit to project"),
+        "{}",
+        f.message
+    );
 }

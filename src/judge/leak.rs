@@ -140,7 +140,9 @@ fn judge_requests(
                 }
             } else if t.rises_within_noise() {
                 Severity::Warn
-            } else if allowed.is_some_and(|(a, _)| blind_to(t, a, horizon_min)) {
+            } else if allowed.map_or(!time_judged, |(a, _)| blind_to(t, a, horizon_min)) {
+                // Without a limit there is no allowed peak to project to: only a judged
+                // per-minute trend makes a flat short run a pass.
                 // Flat within what these holds can show, but growth too slow to show here
                 // could still reach the allowed peak within the horizon: not judged.
                 Severity::Skipped
@@ -182,8 +184,17 @@ fn judge_requests(
         1 => "; 1 other pod grows too".to_string(),
         n => format!("; {n} other pods grow too"),
     };
-    let message = if severity == Severity::Skipped {
-        let (a, _) = allowed.expect("skipped only with a limit");
+    let message = if severity == Severity::Skipped && allowed.is_none() {
+        format!(
+            "{}: not judged: no growth per request above the noise {through}, but holds this \
+             short only show growth of {}/min or more and there is no memory limit to project \
+             slower growth to: hold the load for {} or more to judge it",
+            group.name,
+            format_bytes_f(t.detectable_per_min()),
+            format_duration(policy.leak.min_hold)
+        )
+    } else if severity == Severity::Skipped {
+        let (a, _) = allowed.expect("checked above");
         let room = a as f64 - t.level_at_end;
         let needed = if room > 0.0 {
             let per_sec = room / policy.leak.horizon.as_secs_f64();
@@ -367,12 +378,10 @@ fn judge_trends(policy: &Policy, group: &ContainerGroup<'_>, trends: &[&HoldTren
         f.observed = Some(steepest.bytes_per_min());
         return f;
     }
-    let who = if group.pods().len() > 1 || t.pod != "local" {
-        format!("{} (pod {})", group.name, t.pod)
-    } else {
-        group.name.to_string()
-    };
-    let head = format!("{who}: working set grows {rate} through {stage}");
+    let head = format!(
+        "{}: working set grows {rate} through {stage}",
+        who(group, &t.pod)
+    );
     let others = judged[1..]
         .iter()
         .filter(|j| j.severity != Severity::Pass)

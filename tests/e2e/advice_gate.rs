@@ -90,7 +90,14 @@ fn the_leak_demo_fails_on_leak_and_says_to_fix_the_growth_not_to_raise_the_limit
             "{name} offers no patch: {text}"
         );
     }
-    assert!(msg.contains("grows 8 KiB per request"), "{msg}");
+    // About 8 KiB (allocator rounding and timing make it 7.9–8.2).
+    let kib: f64 = msg
+        .split("grows ")
+        .nth(1)
+        .and_then(|rest| rest.split(" KiB per request").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no KiB-per-request slope in {msg}"));
+    assert!((7.0..=9.0).contains(&kib), "{msg}");
 }
 
 #[test]
