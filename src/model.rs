@@ -112,6 +112,9 @@ pub struct ContainerSeries {
     /// The most `usage − working_set` (inactive file cache) seen in any sample; named when the
     /// kernel's usage peak and the samples leave the working-set peak undecided.
     pub max_inactive_file: Option<u64>,
+    /// The highest resident set size of the container's largest process, and when (local
+    /// workloads: `memory::resident`); a floor for the suggested limit.
+    pub max_resident: Option<(u64, Timestamp)>,
     /// Set when the pod went away during the run (deleted, evicted); the samples up to then
     /// are kept.
     pub gone: Option<PodGone>,
@@ -220,6 +223,7 @@ impl ContainerSeries {
             kernel_peak_usage: None,
             kernel_peak_after: None,
             max_inactive_file: None,
+            max_resident: None,
             gone: None,
             clock_skew: None,
             coverage: None,

@@ -19,6 +19,28 @@ pub const MIN_HOLD_SAMPLES: usize = 3;
 /// The band is this many standard errors wide on each side (about 95 %).
 pub const BAND_SIGMAS: f64 = 2.0;
 
+/// With three holds or more, a line explaining less of their scatter than this is no line.
+pub const MIN_R_SQUARED: f64 = 0.8;
+
+/// What the working set follows across the holds, which decides whether a per-user figure
+/// means anything.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Follows {
+    /// The holds' medians rise with the users by more than twice the noise and, with three
+    /// holds or more, lie on the line (`r_squared` ≥ [`MIN_R_SQUARED`]; `None` with two holds,
+    /// where a line always fits).
+    Users { r_squared: Option<f64> },
+    /// The working set grows with the requests served within the holds (a per-request trend
+    /// that grows, bytes per request): a per-user figure would only say how long each hold
+    /// ran.
+    Requests { per_request: f64 },
+    /// The holds' medians differ by less than twice the noise across the loads held: memory
+    /// does not depend on the load in this range. `rise` and `noise` in bytes.
+    Flat { rise: f64, noise: f64 },
+    /// Three holds or more that do not lie on a line.
+    NotLinear { r_squared: f64 },
+}
+
 /// One hold's point of the fit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HoldLevel {
@@ -47,6 +69,8 @@ pub struct LinearFit {
     pub n: usize,
     pub mean_users: f64,
     pub sxx: f64,
+    /// The share of the holds' scatter the line explains, with three holds or more.
+    pub r_squared: Option<f64>,
 }
 
 /// A predicted working set with its ± band (bytes).
@@ -123,6 +147,28 @@ impl CapacityModel {
         ))
     }
 
+    /// What the working set follows, given the steepest growing per-request trend of the
+    /// container (`analysis::request_leak`, bytes per request); `None` without a fit.
+    pub fn follows(&self, growing_per_request: Option<f64>) -> Option<Follows> {
+        let fit = self.fit?;
+        if let Some(per_request) = growing_per_request.filter(|r| *r > 0.0) {
+            return Some(Follows::Requests { per_request });
+        }
+        let users = self.distinct_users();
+        let span = f64::from(*users.last()? - *users.first()?);
+        let rise = fit.per_user * span;
+        if rise.abs() <= 2.0 * fit.sigma {
+            return Some(Follows::Flat {
+                rise: rise.abs(),
+                noise: fit.sigma,
+            });
+        }
+        match fit.r_squared {
+            Some(r) if r < MIN_R_SQUARED => Some(Follows::NotLinear { r_squared: r }),
+            r_squared => Some(Follows::Users { r_squared }),
+        }
+    }
+
     /// The prediction at `users`: `None` without a fit or beyond the extrapolation limit.
     pub fn predict(&self, users: u32) -> Option<Prediction> {
         let fit = self.fit?;
@@ -151,15 +197,17 @@ pub fn fit_line(points: &[(f64, f64)], spread: f64) -> Option<LinearFit> {
     let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
     let per_user = sxy / sxx;
     let intercept = mean_y - per_user * mean_x;
+    let ssr: f64 = points
+        .iter()
+        .map(|p| (p.1 - intercept - per_user * p.0).powi(2))
+        .sum();
+    let sst: f64 = points.iter().map(|p| (p.1 - mean_y).powi(2)).sum();
     let residual_se = if n > 2 {
-        let ssr: f64 = points
-            .iter()
-            .map(|p| (p.1 - intercept - per_user * p.0).powi(2))
-            .sum();
         (ssr / (n - 2) as f64).sqrt()
     } else {
         0.0
     };
+    let r_squared = (n > 2).then(|| if sst > 0.0 { 1.0 - ssr / sst } else { 0.0 });
     Some(LinearFit {
         intercept,
         per_user,
@@ -167,6 +215,7 @@ pub fn fit_line(points: &[(f64, f64)], spread: f64) -> Option<LinearFit> {
         n,
         mean_users: mean_x,
         sxx,
+        r_squared,
     })
 }
 
@@ -276,6 +325,63 @@ mod tests {
         let m = model(&[50, 100], 300.0, -0.5);
         let p = m.predict(300).unwrap();
         assert!((p.bytes / MIB as f64 - 250.0).abs() < 2.0, "{p:?}");
+    }
+
+    #[test]
+    fn memory_follows_users_only_when_the_holds_rise_above_the_noise_on_a_line() {
+        let m = model(&[50, 100, 200], 50.0, 0.5);
+        match m.follows(None) {
+            Some(Follows::Users { r_squared: Some(r) }) => assert!(r > 0.99, "{r}"),
+            other => panic!("{other:?}"),
+        }
+        // Two holds: a line always fits, so no R².
+        let two = model(&[50, 100], 50.0, 0.5);
+        assert_eq!(two.follows(None), Some(Follows::Users { r_squared: None }));
+        // ±1 MiB of noise and 0.001 MiB per user over 150 users: flat.
+        let flat = model(&[50, 100, 200], 80.0, 0.001);
+        assert!(
+            matches!(flat.follows(None), Some(Follows::Flat { rise, noise }) if rise < 2.0 * noise),
+            "{:?}",
+            flat.follows(None)
+        );
+        // A growing per-request trend wins over any line through the holds.
+        assert_eq!(
+            m.follows(Some(8192.0)),
+            Some(Follows::Requests {
+                per_request: 8192.0
+            })
+        );
+        assert_eq!(model(&[100], 50.0, 0.5).follows(None), None);
+    }
+
+    #[test]
+    fn holds_off_the_line_are_not_linear() {
+        // 0, 120 and 10 MiB at 0, 100 and 200 users: a rise, but no line (R² well below 0.8).
+        let mib = MIB as f64;
+        let points = [(0.0, 0.0), (100.0, 120.0 * mib), (200.0, 10.0 * mib)];
+        let fit = fit_line(&points, 0.0).unwrap();
+        assert!(fit.r_squared.unwrap() < 0.2, "{fit:?}");
+        let m = CapacityModel {
+            container: "app".into(),
+            levels: [0, 100, 200]
+                .iter()
+                .enumerate()
+                .map(|(stage, &users)| HoldLevel {
+                    stage,
+                    users,
+                    median: points[stage].1,
+                    pod: "p".into(),
+                    spread: 0.0,
+                })
+                .collect(),
+            fit: Some(LinearFit {
+                per_user: mib,
+                ..fit
+            }),
+        };
+        assert!(
+            matches!(m.follows(None), Some(Follows::NotLinear { r_squared }) if r_squared < 0.2)
+        );
     }
 
     #[test]

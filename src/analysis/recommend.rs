@@ -1,6 +1,9 @@
 //! What to set, derived from what was measured: per container name a memory limit that keeps
 //! the policy's headroom over the measured peak (peak ÷ (1 − headroom), rounded up to a whole MiB,
-//! or to 64 MiB steps above 1 GiB), a request from the median working set of the busiest hold
+//! or to 64 MiB steps above 1 GiB) — or over the resident set of the container's largest
+//! process when that is higher (a local run's cgroup may not be charged for the runtime's own
+//! binary and libraries already in the page cache, which a cluster's container pays for), a
+//! request from the median working set of the busiest hold
 //! plus the VPA's own 15 % margin, and the runtime heap settings that follow from the limit —
 //! GOMEMLIMIT at 90 % (Go's GC guide leaves 5–10 %), Node's `--max-old-space-size` at 75 % in
 //! MiB, Java's `-XX:MaxRAMPercentage=75` — written out as a strategic-merge YAML patch for the
@@ -10,7 +13,7 @@ use super::capacity::capacity;
 use super::runtime::{container_env, JAVA_VARIABLES};
 use super::MIB;
 use crate::judge::group_containers;
-use crate::model::{Policy, Run};
+use crate::model::{Policy, Run, Timestamp};
 use crate::units::{format_bytes, format_bytes_exact_quantity, format_percent};
 
 /// The VPA's safety margin over its target: requests get the same.
@@ -94,12 +97,33 @@ pub struct EnvSetting {
     pub value: String,
 }
 
+/// Where the suggested limit comes from: the highest working-set sample (the 100th
+/// percentile of the container's samples across pods), and the resident floor above it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitBasis {
+    /// When the peak sample was taken, and the 0-based stage it fell in (`None` outside every
+    /// stage).
+    pub at: Timestamp,
+    pub stage: Option<usize>,
+    /// That stage for people: "stage 4, hold at 200 users".
+    pub stage_label: Option<String>,
+    pub pod: String,
+    /// Samples across pods the peak is the highest of.
+    pub samples: usize,
+    /// The highest resident set of the container's largest process, bytes, when the source
+    /// reads it (local workloads).
+    pub resident: Option<u64>,
+    /// `resident` when it is above the working-set peak: the limit is sized from it instead.
+    pub resident_floor: Option<u64>,
+}
+
 /// What one container name should be given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
     pub container: String,
     /// The measured peak (across pods), bytes.
     pub peak: u64,
+    pub limit_basis: LimitBasis,
     pub headroom: f64,
     pub limit: u64,
     pub current_limit: Option<u64>,
@@ -124,7 +148,22 @@ pub fn recommend(run: &Run, policy: &Policy) -> Vec<Recommendation> {
     let mut out = Vec::new();
     for group in group_containers(run) {
         let Some(peak) = group.peak() else { continue };
-        let limit = suggested_limit(peak.bytes, policy.headroom);
+        let resident = group
+            .series
+            .iter()
+            .filter_map(|s| s.max_resident.map(|(b, _)| b))
+            .max();
+        let resident_floor = resident.filter(|r| *r > peak.bytes);
+        let limit = suggested_limit(resident_floor.unwrap_or(peak.bytes), policy.headroom);
+        let limit_basis = LimitBasis {
+            at: peak.at,
+            stage: run.stage_at(peak.at).map(|w| w.stage.index),
+            stage_label: run.stage_at(peak.at).map(|w| w.stage.describe()),
+            pod: peak.pod.to_string(),
+            samples: group.sample_count(),
+            resident,
+            resident_floor,
+        };
         let basis = models
             .iter()
             .find(|m| m.container == group.name)
@@ -147,6 +186,7 @@ pub fn recommend(run: &Run, policy: &Policy) -> Vec<Recommendation> {
         out.push(Recommendation {
             container: group.name.to_string(),
             peak: peak.bytes,
+            limit_basis,
             headroom: policy.headroom,
             limit,
             current_limit: group.limit(),
@@ -235,8 +275,15 @@ pub fn yaml_patch(r: &Recommendation) -> String {
         ),
         None => String::new(),
     };
+    let floor = match r.limit_basis.resident_floor {
+        Some(res) => format!(
+            " (sized from its largest process's resident set of {}, higher)",
+            format_bytes(res)
+        ),
+        None => String::new(),
+    };
     y.push_str(&format!(
-        "# {}: peak {} under load; limit keeps {} headroom{basis}\n",
+        "# {}: peak {} under load; limit keeps {} headroom{floor}{basis}\n",
         r.container,
         format_bytes(r.peak),
         format_percent(r.headroom)

@@ -166,3 +166,27 @@ fn a_known_runtime_gets_its_variable_with_other_flags_kept() {
         serde_yaml_ng::Value::from("-XX:+UseG1GC -Dx=\"y\" -XX:MaxRAMPercentage=75")
     );
 }
+
+#[test]
+fn the_largest_process_resident_set_is_a_floor_for_the_limit() {
+    let mut r = run();
+    let stage_of_peak = recommend(&r, &Policy::default())[0].limit_basis.clone();
+    // The app's peak is 600 MiB; its largest process held 700 MiB resident (its binary and
+    // libraries, charged elsewhere on this machine): the limit is sized from 700 MiB.
+    r.containers[0].max_resident = Some((700 * MIB, r.containers[0].samples[10].at));
+    let app = recommend(&r, &Policy::default()).remove(0);
+    assert_eq!(app.peak, 600 * MIB);
+    assert_eq!(app.limit_basis.resident_floor, Some(700 * MIB));
+    assert_eq!(app.limit, suggested_limit(700 * MIB, 0.2));
+    assert_eq!(app.gomemlimit, gomemlimit_for(app.limit));
+    assert!(yaml_patch(&app).contains("resident set of 700 MiB"));
+    // Below the peak, the resident set changes nothing.
+    r.containers[0].max_resident = Some((500 * MIB, r.containers[0].samples[10].at));
+    let app = recommend(&r, &Policy::default()).remove(0);
+    assert_eq!(app.limit_basis.resident_floor, None);
+    assert_eq!(app.limit, suggested_limit(600 * MIB, 0.2));
+    // The basis names the peak's sample count and stage.
+    assert_eq!(app.limit_basis, stage_of_peak);
+    assert_eq!(app.limit_basis.samples, 361);
+    assert!(app.limit_basis.stage.is_some());
+}

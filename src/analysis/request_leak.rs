@@ -206,6 +206,16 @@ pub fn request_trends(run: &Run, rule: &LeakRule) -> Vec<RequestTrend> {
     out
 }
 
+/// The steepest growing per-request trend of `container` across its pods, bytes per request;
+/// `None` when none grows.
+pub fn steepest_growing(trends: &[RequestTrend], container: &str) -> Option<f64> {
+    trends
+        .iter()
+        .filter(|t| t.container == container && t.is_growing())
+        .map(|t| t.slope)
+        .max_by(f64::total_cmp)
+}
+
 #[cfg(test)]
 #[path = "request_leak_tests.rs"]
 mod tests;

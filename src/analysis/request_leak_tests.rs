@@ -210,3 +210,51 @@ fn a_short_flat_run_is_passed_only_when_it_could_have_seen_a_leak_that_matters()
         f.message
     );
 }
+
+#[test]
+fn memory_kept_per_request_follows_the_requests_and_capacity_is_not_judged_on_users() {
+    use crate::analysis::capacity::{capacity, Follows};
+    use crate::model::{Policy, Rule, Severity};
+    let policy = Policy {
+        expected_peak_users: Some(40),
+        ..Policy::default()
+    };
+    let capacity_of = |r: &Run| {
+        let trends = request_trends(r, &policy.leak);
+        let model = capacity(r, policy.leak.settle).remove(0);
+        let follows = model.follows(steepest_growing(&trends, "demo"));
+        let verdict = crate::judge::evaluate(&policy, r);
+        let f = verdict
+            .findings
+            .iter()
+            .find(|f| f.rule == Rule::Capacity)
+            .cloned()
+            .expect("a capacity finding");
+        (follows, f)
+    };
+    // 8 KiB kept per request on top of the users' staircase: "per request", capacity skipped.
+    let leaking = run(
+        |ms, req, users| 48.0 * MIB + users * MIB + req * 8.0 * KIB + 0.2 * MIB * noise(ms as u64),
+        true,
+    );
+    let (follows, f) = capacity_of(&leaking);
+    assert!(
+        matches!(follows, Some(Follows::Requests { per_request }) if (per_request - 8.0 * KIB).abs() < KIB),
+        "{follows:?}"
+    );
+    assert_eq!(f.severity, Severity::Skipped, "{f:?}");
+    assert!(f.message.contains("per request served"), "{}", f.message);
+    // Control: the same staircase with nothing kept per request follows the users, and the
+    // capacity rule judges it (20 users at 3 MiB each → about 108 MiB at 40 users).
+    let staircase = run(
+        |ms, _, users| 48.0 * MIB + users * 3.0 * MIB + 0.3 * MIB * noise(ms as u64),
+        true,
+    );
+    let (follows, f) = capacity_of(&staircase);
+    assert_eq!(
+        follows,
+        Some(Follows::Users { r_squared: None }),
+        "{follows:?}"
+    );
+    assert_eq!(f.severity, Severity::Pass, "{f:?}");
+}

@@ -5,8 +5,9 @@
 //! cannot tell. Every finding shows the fit, so the numbers can be checked.
 
 use super::{allowed_peak, finding, group_containers};
-use crate::analysis::capacity::{capacity, CapacityModel, MAX_EXTRAPOLATION};
+use crate::analysis::capacity::{capacity, CapacityModel, Follows, MAX_EXTRAPOLATION};
 use crate::analysis::recommend::suggested_limit;
+use crate::analysis::request_leak::{request_trends, steepest_growing};
 use crate::model::{Finding, Policy, Rule, Run, Severity};
 use crate::units::{format_bytes, format_bytes_exact_quantity, format_percent};
 
@@ -30,6 +31,7 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
             })
             .collect();
     };
+    let trends = request_trends(run, &policy.leak);
     capacity(run, policy.leak.settle)
         .iter()
         .map(|model| {
@@ -37,7 +39,21 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
                 .iter()
                 .find(|g| g.name == model.container)
                 .and_then(|g| g.limit());
-            let mut f = judge(policy, model, expected, limit);
+            let follows = model.follows(steepest_growing(&trends, &model.container));
+            let mut f = match follows {
+                Some(Follows::Requests { per_request }) => finding(
+                    Rule::Capacity,
+                    Severity::Skipped,
+                    format!(
+                        "{}: not judged: the working set grows {} per request served (see the leak \
+                         finding), not with the users, so a users→memory line cannot predict \
+                         {expected} users: fix the growth and run again",
+                        model.container,
+                        crate::analysis::format_bytes_f(per_request)
+                    ),
+                ),
+                _ => judge(policy, model, expected, limit),
+            };
             f.container = Some(model.container.clone());
             f
         })

@@ -832,6 +832,7 @@ impl CgroupSource {
             kernel_peak_usage: r.peak_usage,
             oom_kills: has_counter.then_some(r.oom_kills),
             bad_value: None,
+            resident: None,
         }))
     }
 }

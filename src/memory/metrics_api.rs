@@ -203,6 +203,7 @@ pub fn observations(
             kernel_peak_usage: None,
             oom_kills: None,
             bad_value: None,
+            resident: None,
         });
     }
     Ok(out)

@@ -15,6 +15,7 @@ pub mod metrics_api;
 pub mod procfs;
 pub mod prometheus;
 pub mod pss;
+pub mod resident;
 
 /// A boxed future, so sources can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -38,6 +39,9 @@ pub struct Observation {
     /// negative number), as the source spelled it; `working_set` is then 0 and meaningless and
     /// the observation is no sample, only a reason its tick is uncovered.
     pub bad_value: Option<String>,
+    /// The resident set size of the container's largest process (`resident::ResidentFloor`,
+    /// local workloads only), bytes.
+    pub resident: Option<u64>,
 }
 
 /// Why a tick brought no data.

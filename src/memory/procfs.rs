@@ -368,6 +368,7 @@ impl MemorySource for ProcTreeSource {
                 kernel_peak_usage: None,
                 oom_kills: None,
                 bad_value: None,
+                resident: None,
             })
             .into_iter()
             .collect()

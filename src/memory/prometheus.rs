@@ -382,6 +382,7 @@ fn observation(pod: &str, container: &str, at: Timestamp, value: f64) -> Observa
         kernel_peak_usage: None,
         oom_kills: None,
         bad_value,
+        resident: None,
     }
 }
 

@@ -235,6 +235,11 @@ impl Sampler {
                 s.max_inactive_file =
                     Some(s.max_inactive_file.map_or(inactive, |m| m.max(inactive)));
             }
+            if let Some(resident) = o.resident {
+                if s.max_resident.is_none_or(|(m, _)| resident > m) {
+                    s.max_resident = Some((resident, o.at));
+                }
+            }
             if let Some(peak) = o.kernel_peak_usage {
                 // The peak rose after the previous reading only when that reading had the
                 // counter too (a first reading's peak may be from before the gate started).
@@ -347,6 +352,7 @@ mod tests {
             kernel_peak_usage: peak,
             oom_kills: ooms,
             bad_value: None,
+            resident: None,
         }
     }
 

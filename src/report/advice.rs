@@ -23,8 +23,10 @@ pub fn exact(b: u64) -> String {
 /// rounded up …".
 pub fn method(headroom: f64) -> String {
     format!(
-        "limit = peak ÷ (1 − {} headroom), rounded up to a whole MiB (64 MiB steps above 1 GiB); \
-         request = median working set of the busiest hold × 1.15 (the VPA's margin); runtime \
+        "limit = peak ÷ (1 − {} headroom), rounded up to a whole MiB (64 MiB steps above 1 GiB), \
+         the peak being the highest working-set sample, or the largest process's resident set \
+         when that is higher; request = median working set of the settled part of the busiest \
+         hold × 1.15 (the VPA's margin); runtime \
          heaps from the suggested limit: GOMEMLIMIT {}, Node --max-old-space-size {}, Java \
          -XX:MaxRAMPercentage={}",
         format_percent(headroom),
@@ -59,11 +61,22 @@ pub fn sentence(row: &ContainerRow) -> Option<String> {
             format_bytes(r.peak)
         ));
     }
-    let why = format!(
-        "peak {} ÷ (1 − {} headroom)",
-        format_bytes(r.peak),
-        format_percent(r.headroom)
-    );
+    let b = &r.limit_basis;
+    let why = match b.resident_floor {
+        Some(resident) => format!(
+            "its largest process's resident set {} ÷ (1 − {} headroom), above the working-set \
+             peak of {}: a cluster charges the container for the runtime's own binary and \
+             libraries, which this machine's page cache already held",
+            format_bytes(resident),
+            format_percent(r.headroom),
+            format_bytes(r.peak)
+        ),
+        None => format!(
+            "peak {} ÷ (1 − {} headroom)",
+            format_bytes(r.peak),
+            format_percent(r.headroom)
+        ),
+    };
     let new = exact(r.limit);
     let mut text = match r.current_limit {
         None => format!("set a memory limit of {new} ({why})"),
@@ -80,6 +93,14 @@ pub fn sentence(row: &ContainerRow) -> Option<String> {
             format_bytes(l)
         ),
     };
+    text.push_str(&format!(
+        ", the peak being the highest of {} samples{}",
+        b.samples,
+        b.stage_label
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
+    ));
     if row.results.get(&Rule::OomKilled) == Some(&Severity::Fail) {
         text.push_str(
             "; it was OOM-killed, so its real need lies above what was measured: treat this as a \
@@ -89,7 +110,7 @@ pub fn sentence(row: &ContainerRow) -> Option<String> {
     match (r.request, &r.request_basis) {
         (Some(req), Some(b)) => {
             let basis = format!(
-                "stage {}'s median of {} at {} users × 1.15",
+                "the median of stage {}'s settled part, {} at {} users in the busiest pod, × 1.15",
                 b.stage + 1,
                 format_bytes(b.median),
                 b.users
@@ -207,6 +228,15 @@ mod tests {
         Recommendation {
             container: "app".into(),
             peak: 870 * MIB,
+            limit_basis: crate::analysis::recommend::LimitBasis {
+                at: chrono::DateTime::UNIX_EPOCH,
+                stage: Some(3),
+                stage_label: Some("stage 4, hold at 200 users".into()),
+                pod: "web-1".into(),
+                samples: 480,
+                resident: None,
+                resident_floor: None,
+            },
             headroom: 0.2,
             limit: 1088 * MIB,
             current_limit: Some(GIB),

@@ -8,9 +8,10 @@
 //! (`analysis::baseline::deltas`).
 
 use crate::analysis::baseline::{deltas, suggestion_deltas, Delta};
-use crate::analysis::capacity::{capacity, Prediction};
+use crate::analysis::capacity::{capacity, Follows, Prediction};
 use crate::analysis::leak::hold_trends;
 use crate::analysis::quantile;
+use crate::analysis::request_leak::{request_trends, steepest_growing};
 use crate::judge::{allowed_peak, group_containers};
 use crate::model::{Policy, Run, StageLoad};
 
@@ -66,6 +67,8 @@ pub struct CapacityRow {
     /// The highest load held, users.
     pub max_users: u32,
     pub allowed: Option<u64>,
+    /// What the working set follows: a per-user figure is shown only for `Users`.
+    pub follows: Option<Follows>,
 }
 
 /// What the run is compared with under `--baseline`.
@@ -176,6 +179,7 @@ pub fn trends(run: &Run, policy: &Policy) -> Vec<TrendRow> {
 /// least), with its prediction at `policy.expected_peak_users`.
 pub fn capacity_rows(run: &Run, policy: &Policy) -> Vec<CapacityRow> {
     let groups = group_containers(run);
+    let trends = request_trends(run, &policy.leak);
     capacity(run, policy.leak.settle)
         .iter()
         .filter_map(|m| {
@@ -191,6 +195,7 @@ pub fn capacity_rows(run: &Run, policy: &Policy) -> Vec<CapacityRow> {
                 prediction: policy.expected_peak_users.and_then(|u| m.predict(u)),
                 max_users: m.max_users().unwrap_or(0),
                 allowed: limit.map(|l| allowed_peak(l, policy.headroom)),
+                follows: m.follows(steepest_growing(&trends, &m.container)),
             })
         })
         .collect()

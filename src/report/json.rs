@@ -158,13 +158,24 @@ struct Heaps {
 
 #[derive(Serialize)]
 struct SuggestionBasis {
-    /// The measured peak the limit keeps `headroom` above.
+    /// The highest working-set sample (`peak_percentile` 100) of `peak_samples`, its stage and
+    /// time.
     peak_bytes: u64,
+    peak_percentile: f64,
+    peak_samples: usize,
+    peak_stage: Option<usize>,
+    peak_at: String,
+    /// The largest process's resident set (local workloads), and the same when above the peak.
+    resident_bytes: Option<u64>,
+    resident_floor_bytes: Option<u64>,
+    /// What the limit keeps `headroom` above.
+    sized_from_bytes: u64,
     headroom: f64,
     /// The request: the busiest hold's (0-based `stage`, `users`) median × `margin`.
     request_stage: Option<usize>,
     request_users: Option<u32>,
     request_median_bytes: Option<u64>,
+    request_percentile: f64,
     request_margin: f64,
 }
 
@@ -191,10 +202,18 @@ fn suggestion(c: &super::ContainerRow) -> Option<Suggestion<'_>> {
         },
         basis: SuggestionBasis {
             peak_bytes: r.peak,
+            peak_percentile: 100.0,
+            peak_samples: r.limit_basis.samples,
+            peak_stage: r.limit_basis.stage,
+            peak_at: time(r.limit_basis.at),
+            resident_bytes: r.limit_basis.resident,
+            resident_floor_bytes: r.limit_basis.resident_floor,
+            sized_from_bytes: r.limit_basis.resident_floor.unwrap_or(r.peak),
             headroom: r.headroom,
             request_stage: r.request_basis.as_ref().map(|b| b.stage),
             request_users: r.request_basis.as_ref().map(|b| b.users),
             request_median_bytes: r.request_basis.as_ref().map(|b| b.median),
+            request_percentile: 50.0,
             request_margin: REQUEST_MARGIN,
         },
     })

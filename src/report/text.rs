@@ -241,7 +241,37 @@ pub fn trend_hold(row: &TrendRow) -> String {
 /// A capacity fit and its prediction, without the container name: "48 MiB + 0.62 MiB/user (2
 /// holds at 100, 200 users); at 400 users ≈ 296 MiB ± 12 MiB, allowed 819.2 MiB".
 pub fn capacity_line(row: &CapacityRow) -> String {
-    let mut text = row.fit.clone();
+    use crate::analysis::capacity::{Follows, MIN_R_SQUARED};
+    use crate::analysis::format_bytes_f;
+    let mut text = match row.follows {
+        Some(Follows::Requests { per_request }) => {
+            return format!(
+                "no per-user figure: the working set grows {} per request served (see the leak \
+                 finding), so memory follows the requests, not the users, and a line through \
+                 the holds would only say how long each ran",
+                format_bytes_f(per_request)
+            )
+        }
+        Some(Follows::Flat { rise, noise }) => format!(
+            "no per-user figure: the holds' medians differ by {} across the loads held, within \
+             twice the {} noise, so memory does not follow the users in this range",
+            format_bytes_f(rise),
+            format_bytes_f(noise)
+        ),
+        Some(Follows::NotLinear { r_squared }) => format!(
+            "no per-user figure: the holds' medians do not lie on a line through the users \
+             (R² {r_squared:.2}, below {MIN_R_SQUARED}): {}",
+            row.fit
+        ),
+        Some(Follows::Users { r_squared: Some(r) }) => format!("{}, R² {r:.2}", row.fit),
+        Some(Follows::Users { r_squared: None }) => {
+            format!(
+                "{}, a line through two load levels (a third would check it)",
+                row.fit
+            )
+        }
+        None => row.fit.clone(),
+    };
     match (row.expected_users, &row.prediction) {
         (Some(users), Some(p)) => {
             text.push_str(&format!(

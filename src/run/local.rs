@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::{interrupted_wait, measure, Prepared, RunContext, RunResult, WorkloadEvent};
 use crate::load::LoadDriver;
+use crate::memory::resident::{Processes, ResidentFloor};
 use crate::memory::sampler::Sampler;
 use crate::scenario::{LocalWorkloadSpec, Scenario};
 use crate::units::format_bytes;
@@ -48,7 +49,13 @@ pub(super) async fn execute(
     let mut sampler = Sampler::new();
     sampler.declare("local", &local.container, local.limit, local.request);
     let prepared = Prepared {
-        source: workload.memory_source(),
+        source: Box::new(ResidentFloor::new(
+            workload.memory_source(),
+            match workload.cgroup_path() {
+                Some(dir) => Processes::Cgroup(dir.to_path_buf()),
+                None => Processes::Tree(workload.pid()),
+            },
+        )),
         sampler,
         events: mpsc::channel(1).1,
         stop_on_oom: true,

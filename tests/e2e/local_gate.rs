@@ -71,6 +71,27 @@ fn healthy_demo_passes_and_report_matches_schema() {
     );
     assert_eq!(report["load"]["failures"], 0);
     assert!(report["memory"]["coverage"].as_f64().unwrap() >= 0.9);
+    // The suggested limit is sized from the larger of the working-set peak and the resident set
+    // of the service's process, read from its real /proc entry throughout the run (it counts
+    // the oomgate binary's own pages, which this machine's page cache holds outside the cgroup).
+    let basis = &c["suggestion"]["basis"];
+    let resident = basis["resident_bytes"].as_u64().expect("the RSS was read");
+    let peak = basis["peak_bytes"].as_u64().unwrap();
+    assert!(resident > 16 * 1024 * 1024, "{basis}");
+    assert_eq!(
+        basis["sized_from_bytes"].as_u64(),
+        Some(resident.max(peak)),
+        "{basis}"
+    );
+    let limit = c["suggestion"]["limit_bytes"].as_f64().unwrap();
+    assert!(limit * 0.8 >= resident.max(peak) as f64, "{c}");
+    if resident > peak {
+        assert_eq!(basis["resident_floor_bytes"].as_u64(), Some(resident));
+        assert!(
+            stdout.contains("largest process's resident set"),
+            "{stdout}"
+        );
+    }
     assert!(
         leftover_cgroups().is_empty(),
         "cgroups left: {:?}",
