@@ -234,7 +234,7 @@ async fn post_comment(dir: &Path, t: &CommentTargetArgs) {
 }
 
 /// The `--baseline` report, read before any load starts.
-fn baseline(o: &OutputArgs) -> Result<Option<crate::analysis::baseline::Baseline>> {
+fn baseline(o: &OutputArgs) -> Result<Option<crate::model::Baseline>> {
     o.baseline
         .as_deref()
         .map(|p| {

@@ -6,10 +6,6 @@
 //! reporters. `app` wires the subcommands; `main.rs` only parses arguments and maps errors to
 //! exit codes.
 
-// rust-version went to 1.89 with serde-saphyr, so clippy now suggests `is_multiple_of` in
-// src/analysis/recommend.rs, which is being rewritten on another branch (issue 15, item 2);
-// drop this once that lands.
-#[allow(clippy::manual_is_multiple_of)]
 pub mod analysis;
 pub mod app;
 pub mod cli;

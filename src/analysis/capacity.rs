@@ -6,9 +6,10 @@
 //! allowed peak. Extrapolating further than [`MAX_EXTRAPOLATION`] × the highest tested load is
 //! refused: the line says nothing about what happens that far out.
 
-use super::{format_bytes_f, holds, median, robust_sd, samples_between, settled};
-use crate::judge::group_containers;
+use super::{holds, median, robust_sd, samples_between, settled};
+use crate::model::group_containers;
 use crate::model::Run;
+use crate::units::format_bytes_f;
 
 /// Predictions beyond this multiple of the highest held load are refused.
 pub const MAX_EXTRAPOLATION: f64 = 4.0;

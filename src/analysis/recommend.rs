@@ -12,9 +12,9 @@
 use super::capacity::capacity;
 use super::runtime::{container_env, JAVA_VARIABLES};
 use super::MIB;
-use crate::judge::group_containers;
+use crate::model::group_containers;
 use crate::model::{Policy, Run, Timestamp};
-use crate::units::{format_bytes, format_bytes_exact_quantity, format_percent};
+use crate::units::{format_bytes, format_bytes_exact_quantity, format_go_bytes, format_percent};
 
 /// The VPA's safety margin over its target: requests get the same.
 pub const REQUEST_MARGIN: f64 = 1.15;
@@ -66,17 +66,6 @@ pub fn gomemlimit_for(limit: u64) -> u64 {
 /// `--max-old-space-size` (MiB) for `limit`: 75 %, rounded down.
 pub fn node_heap_mib_for(limit: u64) -> u64 {
     (limit as f64 * NODE_HEAP_SHARE / MIB) as u64
-}
-
-/// Bytes as Go reads them: the largest binary unit that divides exactly ("460MiB", "1GiB"),
-/// else the plain number.
-pub fn format_go_bytes(bytes: u64) -> String {
-    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
-            return format!("{}{unit}", bytes >> shift);
-        }
-    }
-    bytes.to_string()
 }
 
 /// Where a suggested request comes from.

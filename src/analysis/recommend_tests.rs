@@ -4,6 +4,7 @@ use super::*;
 use crate::analysis::testdata::*;
 use crate::analysis::testdata::{GIB, MIB};
 use crate::model::Policy;
+use crate::units::format_go_bytes;
 
 #[test]
 fn the_limit_keeps_the_headroom_rounded_up_to_a_mib() {

@@ -7,10 +7,9 @@
 //! the limit means the kernel kills the process before its garbage collector tries hard. What to
 //! set instead comes from `recommend`. The judge (`judge::runtime`) words the findings.
 
-use super::recommend::{
-    format_go_bytes, gomemlimit_for, node_heap_mib_for, JAVA_MAX_RAM_PERCENTAGE,
-};
+use super::recommend::{gomemlimit_for, node_heap_mib_for, JAVA_MAX_RAM_PERCENTAGE};
 use crate::model::Run;
+use crate::units::format_go_bytes;
 
 /// The Java variables searched for heap flags, in the order the JVM applies them.
 pub const JAVA_VARIABLES: [&str; 3] = ["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "JAVA_OPTS"];

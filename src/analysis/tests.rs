@@ -1,4 +1,4 @@
-//! The shared helpers: quantiles, robust spread, number formatting, settle windows.
+//! The shared helpers: quantiles, robust spread, settle windows.
 
 use super::*;
 use crate::judge::fixtures::{t, window};
@@ -27,23 +27,6 @@ fn settle_skips_a_share_of_the_stage() {
     assert_eq!(settled(&w, 0.2), (t(12, 1, 24), t(12, 3, 0)));
     assert_eq!(settled(&w, 0.0), (t(12, 1, 0), t(12, 3, 0)));
     assert_eq!(holds(&crate::judge::fixtures::four_stages()).count(), 2);
-}
-
-#[test]
-fn formats_rates_changes_and_spans() {
-    assert_eq!(format_bytes_f(0.62 * MIB), "0.62 MiB");
-    assert_eq!(format_bytes_f(48.0 * 1024.0), "48 KiB");
-    assert_eq!(format_bytes_f(2.1 * MIB), "2.1 MiB");
-    assert_eq!(format_bytes_f(120.4 * MIB), "120 MiB");
-    assert_eq!(format_bytes_f(-1.5 * MIB), "-1.5 MiB");
-    assert_eq!(format_bytes_f(0.0), "0 B");
-    assert_eq!(format_change(0.3), "+30%");
-    assert_eq!(format_change(-0.0483), "-4.8%");
-    assert_eq!(format_change(0.0001), "0%");
-    assert_eq!(format_minutes(37.2), "37 min");
-    assert_eq!(format_minutes(0.5), "30 s");
-    assert_eq!(format_minutes(150.0), "2.5 h");
-    assert_eq!(format_minutes(4000.0), "3 days");
 }
 
 /// The scenario's `policy` keys for these rules.

@@ -4,10 +4,11 @@
 //! warns; fewer than two load levels, or a load beyond 4× the highest hold, warns that the run
 //! cannot tell. Every finding shows the fit, so the numbers can be checked.
 
-use super::{allowed_peak, finding, group_containers};
+use super::finding;
 use crate::analysis::capacity::{capacity, CapacityModel, Follows, MAX_EXTRAPOLATION};
 use crate::analysis::recommend::suggested_limit;
 use crate::analysis::request_leak::{request_trends, steepest_growing};
+use crate::model::{allowed_peak, group_containers};
 use crate::model::{Finding, Policy, Rule, Run, Severity};
 use crate::units::{format_bytes, format_bytes_exact_quantity, format_percent};
 
@@ -49,7 +50,7 @@ pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
                          finding), not with the users, so a users→memory line cannot predict \
                          {expected} users: fix the growth and run again",
                         model.container,
-                        crate::analysis::format_bytes_f(per_request)
+                        crate::units::format_bytes_f(per_request)
                     ),
                 ),
                 _ => judge(policy, model, expected, limit),

@@ -7,9 +7,10 @@
 //! placed in stages. A pass finding states the coverage when all is well. Each (pod, container)
 //! is also judged on its own ticks (`pod_coverage.rs`).
 
+use crate::units::{format_share, format_shares};
 use std::time::Duration;
 
-use super::{clock, finding, format_share, format_shares};
+use super::{clock, finding};
 use crate::model::{ClockSkew, Finding, Policy, RestartReason, Rule, Run, Severity, StageWindow};
 use crate::units::{format_duration, format_percent};
 

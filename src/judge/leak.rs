@@ -10,12 +10,13 @@
 //! reported; with neither (no hold with enough samples) the rule is skipped. When several pods
 //! or holds grow, the one closest to its allowed peak is reported and the others counted.
 
-use super::{allowed_peak, clock, finding, group_containers, ContainerGroup};
-use crate::analysis::format_bytes_f;
-use crate::analysis::format_minutes;
+use super::{clock, finding};
 use crate::analysis::leak::{hold_trends, long_holds, HoldTrend, MIN_SAMPLES};
 use crate::analysis::request_leak::{request_trends, RequestTrend};
+use crate::model::{allowed_peak, group_containers, ContainerGroup};
 use crate::model::{Finding, Policy, Rule, Run, Severity};
+use crate::units::format_bytes_f;
+use crate::units::format_minutes;
 use crate::units::{format_bytes, format_duration, format_percent};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {

@@ -6,8 +6,9 @@
 //! under a load that mostly never reached the service's real code path (error pages are cheap).
 //! An explicit threshold keeps its meaning, whatever its value.
 
-use super::{finding, format_ms, format_shares};
+use super::finding;
 use crate::model::{Finding, LoadStats, Policy, Rule, Run, Severity};
+use crate::units::{format_ms, format_shares};
 
 /// The share of failed requests above which, with no `load.thresholds.error_rate` set, the load
 /// is not the intended load and the memory verdict cannot stand: 10 %.

@@ -6,12 +6,14 @@
 //! get one finding per event, naming the pod and the time.
 
 use super::working_set::{decide, Bounded};
-use super::{between, finding, format_byte_pair, group_containers, when, ContainerGroup};
-use crate::judge::allowed_peak;
+use super::{between, finding, when};
+use crate::model::allowed_peak;
+use crate::model::{group_containers, ContainerGroup};
 use crate::model::{
     Finding, PeakSource, Policy, RestartEvent, RestartReason, Rule, Run, Severity,
     OOMS_UNSEEN_NOTE, RESTARTS_UNSEEN_NOTE,
 };
+use crate::units::format_byte_pair;
 use crate::units::{format_bytes, format_percent};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
@@ -388,7 +390,7 @@ fn restarts(
                  limit): the rise to the limit came between two samples",
                 format_bytes(peak),
                 super::clock(at),
-                super::format_share(peak as f64 / l.max(1) as f64),
+                crate::units::format_share(peak as f64 / l.max(1) as f64),
                 format_bytes(l)
             ),
             (Some(l), Some((peak, at, _))) => format!(

@@ -5,7 +5,7 @@
 use super::fixtures::*;
 use super::*;
 use crate::judge::evaluate;
-use crate::model::{Outcome, RestartReason};
+use crate::model::{allowed_peak, Outcome, RestartReason};
 
 fn only(findings: &[Finding], rule: Rule, container: &str) -> Finding {
     let matching: Vec<&Finding> = findings

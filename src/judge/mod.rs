@@ -25,10 +25,7 @@ mod working_set;
 
 pub use pod_coverage::why as coverage_gaps;
 
-use crate::model::{
-    ContainerSeries, Finding, Outcome, PeakSource, Policy, Rule, Run, Severity, Timestamp, Verdict,
-};
-use crate::units::{format_bytes, format_percent};
+use crate::model::{Finding, Outcome, Policy, Rule, Run, Severity, Timestamp, Verdict};
 
 /// Judges `run` against `policy`. The outcome is `Fail` when any finding fails, else
 /// `Inconclusive` when any is inconclusive, else `Pass` (warnings never fail the gate).
@@ -61,112 +58,6 @@ pub fn outcome_of(findings: &[Finding]) -> Outcome {
         Some(Severity::Inconclusive) => Outcome::Inconclusive,
         _ => Outcome::Pass,
     }
-}
-
-/// The highest working set a container may reach: `limit × (1 − headroom)`, floored to bytes.
-pub fn allowed_peak(limit: u64, headroom: f64) -> u64 {
-    let exact = limit as f64 * (1.0 - headroom.clamp(0.0, 1.0));
-    // Absorb the rounding error of the multiplication before flooring (1 GiB × 0.8 stays
-    // 858993459; 1000 × 0.8 stays 800, not 799).
-    let nearest = exact.round();
-    let value = if (exact - nearest).abs() <= nearest.max(1.0) * 1e-12 {
-        nearest
-    } else {
-        exact.floor()
-    };
-    (value as u64).min(limit)
-}
-
-/// Every series of one container name, across the pods of the workload.
-#[derive(Debug, Clone)]
-pub struct ContainerGroup<'a> {
-    pub name: &'a str,
-    pub series: Vec<&'a ContainerSeries>,
-}
-
-/// The highest working set of a container name across its pods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupPeak<'a> {
-    pub bytes: u64,
-    pub at: Timestamp,
-    pub source: PeakSource,
-    pub pod: &'a str,
-}
-
-impl<'a> ContainerGroup<'a> {
-    /// Distinct pod names, in the order the run lists them.
-    pub fn pods(&self) -> Vec<&'a str> {
-        let mut pods: Vec<&str> = Vec::new();
-        for s in &self.series {
-            if !pods.contains(&s.pod.as_str()) {
-                pods.push(&s.pod);
-            }
-        }
-        pods
-    }
-
-    /// The smallest memory limit among the pods that have one.
-    pub fn limit(&self) -> Option<u64> {
-        self.series.iter().filter_map(|s| s.limit).min()
-    }
-
-    /// The smallest and largest limit, when the pods disagree (a rollout in progress).
-    pub fn limit_spread(&self) -> Option<(u64, u64)> {
-        let min = self.series.iter().filter_map(|s| s.limit).min()?;
-        let max = self.series.iter().filter_map(|s| s.limit).max()?;
-        (min != max).then_some((min, max))
-    }
-
-    /// Pods whose copy of the container has no memory limit.
-    pub fn unlimited_pods(&self) -> Vec<&'a str> {
-        let mut pods: Vec<&str> = Vec::new();
-        for s in self.series.iter().filter(|s| s.limit.is_none()) {
-            if !pods.contains(&s.pod.as_str()) {
-                pods.push(&s.pod);
-            }
-        }
-        pods
-    }
-
-    /// The smallest memory request among the pods that have one.
-    pub fn request(&self) -> Option<u64> {
-        self.series.iter().filter_map(|s| s.request).min()
-    }
-
-    /// Samples across all pods.
-    pub fn sample_count(&self) -> usize {
-        self.series.iter().map(|s| s.samples.len()).sum()
-    }
-
-    /// The highest peak across the pods (the earliest one on a tie).
-    pub fn peak(&self) -> Option<GroupPeak<'a>> {
-        self.series
-            .iter()
-            .filter_map(|s| {
-                s.peak().map(|(bytes, at, source)| GroupPeak {
-                    bytes,
-                    at,
-                    source,
-                    pod: s.pod.as_str(),
-                })
-            })
-            .max_by_key(|p| (p.bytes, std::cmp::Reverse(p.at)))
-    }
-}
-
-/// The run's series grouped by container name, in the order names first appear.
-pub fn group_containers(run: &Run) -> Vec<ContainerGroup<'_>> {
-    let mut groups: Vec<ContainerGroup<'_>> = Vec::new();
-    for s in &run.containers {
-        match groups.iter_mut().find(|g| g.name == s.container) {
-            Some(g) => g.series.push(s),
-            None => groups.push(ContainerGroup {
-                name: &s.container,
-                series: vec![s],
-            }),
-        }
-    }
-    groups
 }
 
 /// Wall-clock time of day, `HH:MM:SS` (UTC).
@@ -214,69 +105,6 @@ pub(crate) fn when(run: &Run, at: Timestamp) -> String {
     }
 }
 
-/// A duration in milliseconds for humans: "3.4 ms", "742 ms", "1.25 s".
-pub fn format_ms(ms: f64) -> String {
-    if !ms.is_finite() {
-        "n/a".to_string()
-    } else if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else if ms < 10_000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{:.1} s", ms / 1000.0)
-    }
-}
-
-/// A measured share for people: one decimal ("61.8%"), two significant digits below 1 %
-/// ("0.025%"); never "0%" or "100%" unless it is exactly that.
-pub fn format_share(share: f64) -> String {
-    if !share.is_finite() {
-        return "n/a".to_string();
-    }
-    let percent = share * 100.0;
-    if share <= 0.0 || share == 1.0 {
-        return format_percent(share);
-    }
-    if percent < 0.0001 {
-        return "<0.0001%".to_string();
-    }
-    let decimals = if percent >= 1.0 {
-        1
-    } else {
-        (1 - percent.log10().floor() as i32).clamp(1, 4)
-    };
-    let scale = 10f64.powi(decimals);
-    let rounded = (percent * scale).round() / scale;
-    if share < 1.0 && rounded >= 100.0 {
-        return format!("{:.*}%", decimals as usize, 100.0 - 1.0 / scale);
-    }
-    format_percent(rounded / 100.0)
-}
-
-/// An observed share and the threshold it is compared with; the observed one is shown with
-/// more digits when rounding would make the two look equal.
-pub(crate) fn format_shares(observed: f64, threshold: f64) -> (String, String) {
-    let (o, t) = (format_share(observed), format_percent(threshold));
-    if o == t && observed != threshold {
-        (format_percent(observed), t)
-    } else {
-        (o, t)
-    }
-}
-
-/// Two byte counts that are compared; both get their exact byte count when rounding would
-/// make them look equal ("819.2 MiB (858993460 bytes)").
-pub(crate) fn format_byte_pair(a: u64, b: u64) -> (String, String) {
-    let (fa, fb) = (format_bytes(a), format_bytes(b));
-    if fa == fb && a != b {
-        (format!("{fa} ({a} bytes)"), format!("{fb} ({b} bytes)"))
-    } else {
-        (fa, fb)
-    }
-}
-
 /// A finding with only the always-present fields set.
 pub(crate) fn finding(rule: Rule, severity: Severity, message: String) -> Finding {
     Finding {
@@ -295,6 +123,7 @@ pub(crate) fn finding(rule: Rule, severity: Severity, message: String) -> Findin
 mod tests {
     use super::fixtures::*;
     use super::*;
+    use crate::model::{allowed_peak, group_containers};
 
     #[test]
     fn allowed_peak_floors_to_bytes() {
@@ -381,41 +210,5 @@ mod tests {
             when(&run, t(12, 4, 31)),
             "12:04:31 (stage 4, hold at 200 users)"
         );
-    }
-
-    #[test]
-    fn formats_measured_shares() {
-        assert_eq!(format_share(42.0 / 68.0), "61.8%");
-        assert_eq!(format_share(0.9), "90%");
-        assert_eq!(format_share(1.0), "100%");
-        assert_eq!(format_share(0.0), "0%");
-        assert_eq!(format_share(3.0 / 12_000.0), "0.025%");
-        assert_eq!(format_share(0.9999), "99.9%");
-        assert_eq!(format_share(1e-9), "<0.0001%");
-        assert_eq!(format_shares(0.89999, 0.9).0, "89.999%");
-        assert_eq!(format_shares(0.5, 0.9).0, "50%");
-    }
-
-    #[test]
-    fn byte_pairs_that_look_equal_get_exact_counts() {
-        assert_eq!(
-            format_byte_pair(858_993_460, 858_993_459),
-            (
-                "819.2 MiB (858993460 bytes)".to_string(),
-                "819.2 MiB (858993459 bytes)".to_string()
-            )
-        );
-        assert_eq!(
-            format_byte_pair(610 * MIB, 858_993_459),
-            ("610 MiB".to_string(), "819.2 MiB".to_string())
-        );
-    }
-
-    #[test]
-    fn formats_milliseconds() {
-        assert_eq!(format_ms(3.42), "3.4 ms");
-        assert_eq!(format_ms(742.4), "742 ms");
-        assert_eq!(format_ms(1250.0), "1.25 s");
-        assert_eq!(format_ms(12_500.0), "12.5 s");
     }
 }

@@ -6,10 +6,11 @@
 //! since t, NaN from Prometheus, failed readings). A shortfall that failed readings of the whole
 //! source explain is left to the workload-wide finding, which already names them.
 
-use super::{clock, finding, format_shares};
+use super::{clock, finding};
 use crate::model::{
     ContainerSeries, CoverageGap, Finding, GapCause, Policy, Rule, Run, SeriesCoverage, Severity,
 };
+use crate::units::format_shares;
 
 /// At most this many gaps are spelled out in one finding.
 const GAPS_SHOWN: usize = 3;
@@ -37,7 +38,7 @@ pub(super) fn lowest(run: &Run) -> Option<String> {
         .min_by(|a, b| a.1.share().total_cmp(&b.1.share()))?;
     Some(format!(
         "; per pod and container at least {} (lowest: {}/{}, {} of {} ticks)",
-        super::format_share(c.share()),
+        crate::units::format_share(c.share()),
         s.pod,
         s.container,
         c.covered,

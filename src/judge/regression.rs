@@ -6,10 +6,12 @@
 //! numbers and the change. A baseline of another scenario warns that the numbers may not be
 //! comparable; latencies measured by different drivers are not compared.
 
-use super::{finding, format_ms};
-use crate::analysis::baseline::{deltas, Baseline, Metric};
-use crate::analysis::format_change;
+use super::finding;
+use crate::analysis::baseline::{deltas, Metric};
+use crate::model::Baseline;
 use crate::model::{Finding, Policy, Rule, Run, Severity};
+use crate::units::format_change;
+use crate::units::format_ms;
 use crate::units::{format_bytes, format_percent};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {
@@ -173,8 +175,8 @@ fn latency(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::baseline::BaselineContainer;
     use crate::judge::fixtures::*;
+    use crate::model::BaselineContainer;
 
     /// A baseline of the healthy run's scenario with these peaks and p95.
     fn baseline(app: u64, sidecar: u64, p95_ms: f64) -> Baseline {

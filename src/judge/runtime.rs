@@ -5,11 +5,12 @@
 //! environment is known but sets no heap passes; one whose environment is unknown gets no
 //! finding.
 
-use super::{finding, group_containers};
+use super::finding;
 use crate::analysis::recommend::{gomemlimit_for, node_heap_mib_for, recommend};
 use crate::analysis::runtime::{
     advice, assess, container_env, heap_settings, Assessment, HeapKind, HeapSetting, HeapValue,
 };
+use crate::model::group_containers;
 use crate::model::{Finding, Policy, Rule, Run, Severity};
 use crate::units::{format_bytes, format_bytes_exact, format_percent};
 

@@ -7,10 +7,12 @@
 //! rules inconclusive (the policy asked for a comparison that could not be made); a
 //! recommendation that names none of the measured containers is a warning listing both sets.
 
-use super::{finding, format_byte_pair, group_containers, when};
+use super::{finding, when};
+use crate::model::group_containers;
 use crate::model::{
     Finding, LowConfidencePolicy, Policy, Rule, Run, Severity, VpaContainer, VpaStatus,
 };
+use crate::units::format_byte_pair;
 use crate::units::{format_bytes, format_percent};
 
 pub(super) fn check(policy: &Policy, run: &Run) -> Vec<Finding> {

@@ -8,10 +8,9 @@
 
 use super::escape::yaml_scalar;
 use super::ContainerRow;
-use crate::analysis::recommend::{
-    format_go_bytes, yaml_patch, Recommendation, GOMEMLIMIT_SHARE, NODE_HEAP_SHARE,
-};
+use crate::analysis::recommend::{yaml_patch, Recommendation, GOMEMLIMIT_SHARE, NODE_HEAP_SHARE};
 use crate::model::{Rule, Severity};
+use crate::units::format_go_bytes;
 use crate::units::{format_bytes, format_percent};
 
 /// A suggested size, exact (suggestions are whole MiB): "1088 MiB", "2 GiB".

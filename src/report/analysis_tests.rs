@@ -4,10 +4,11 @@
 //! is compared with a baseline whose peak was 30 % lower (a `regression`); the view gets
 //! per-stage load numbers as a driver that splits them by stage would give.
 
+use crate::model::{Baseline, BaselineContainer};
 use serde_json::Value;
 
 use super::*;
-use crate::analysis::baseline::{Baseline, BaselineContainer};
+
 use crate::analysis::testdata::{noise, run_of, sampled, users_at};
 use crate::judge::evaluate;
 use crate::judge::fixtures::{four_stages, t, GIB, MIB};

@@ -12,7 +12,8 @@ use crate::analysis::capacity::{capacity, Follows, Prediction};
 use crate::analysis::leak::hold_trends;
 use crate::analysis::quantile;
 use crate::analysis::request_leak::{request_trends, steepest_growing};
-use crate::judge::{allowed_peak, group_containers};
+use crate::model::{allowed_peak, group_containers};
+
 use crate::model::{Policy, Run, StageLoad};
 
 /// One container name's working set within one stage, over all its pods' samples (bytes).

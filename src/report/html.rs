@@ -7,13 +7,14 @@
 //! in `analysis`). Every string from outside goes through `escape::html`; the chart's text is
 //! already XML-escaped by plotters.
 
+use crate::units::format_share;
 use std::fmt::Write as _;
 use std::io;
 
 use super::escape::html as h;
 use super::text::{self, severity_word};
 use super::{svg, ReportView, Reporter};
-use crate::judge::{clock, format_share};
+use crate::judge::clock;
 use crate::model::{Rule, Severity};
 use crate::units::{format_bytes, format_percent};
 

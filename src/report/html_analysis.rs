@@ -5,12 +5,13 @@
 //! latency and errors when the driver splits its numbers by stage). Every outside string goes
 //! through `escape::html`.
 
+use crate::units::format_ms;
 use std::fmt::Write as _;
 
 use super::super::escape::html as h;
 use super::super::text::{self, severity_word};
 use super::super::{advice, ReportView};
-use crate::judge::{clock, format_ms};
+use crate::judge::clock;
 use crate::units::{format_bytes, format_duration, format_percent};
 
 fn bytes(b: Option<u64>) -> String {

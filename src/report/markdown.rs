@@ -7,13 +7,14 @@
 //! container. Kept under 64 KiB: the findings list is cut, with a note, to fit. Every outside
 //! string goes through `escape::markdown`.
 
+use crate::units::format_share;
 use std::fmt::Write as _;
 use std::io;
 
 use super::escape::markdown as md;
 use super::text::{self, severity_icon, severity_word};
 use super::{ReportView, Reporter};
-use crate::judge::{clock, format_share};
+use crate::judge::clock;
 use crate::model::{Rule, Severity};
 use crate::units::{format_bytes, format_percent};
 

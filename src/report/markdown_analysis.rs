@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use super::super::escape::markdown as md;
 use super::super::text::{self, severity_icon};
 use super::super::{advice, ReportView};
-use crate::judge::format_ms;
+use crate::units::format_ms;
 use crate::units::{format_bytes, format_duration, format_percent};
 
 /// Most stage × container rows shown.

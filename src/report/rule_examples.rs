@@ -3,9 +3,9 @@
 //! to produce a finding of its rule with the expected severity; `cargo test --lib rule_examples
 //! -- --nocapture` prints them all.
 
+use crate::model::{Baseline, BaselineContainer};
 use std::time::Duration;
 
-use crate::analysis::baseline::{Baseline, BaselineContainer};
 use crate::analysis::testdata::{holds_at, noise, run_of, run_with, sampled, users_at};
 use crate::judge::evaluate;
 use crate::judge::fixtures::*;

@@ -155,7 +155,7 @@ fn title(row: &ContainerRow, area: &Area<'_>) -> Res {
     if let (Some(peak), Some(at)) = (row.peak, row.peak_at) {
         let share = row
             .peak_share_of_limit()
-            .map(|s| format!(" ({} of limit)", crate::judge::format_share(s)))
+            .map(|s| format!(" ({} of limit)", crate::units::format_share(s)))
             .unwrap_or_default();
         let base = format!(
             "{name}: peak {}{share} at {}",

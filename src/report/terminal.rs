@@ -7,10 +7,11 @@
 //! Columns are aligned by hand; color is the caller's decision (off for NO_COLOR or a non-TTY).
 //! Every string from outside goes through `sanitize_terminal`.
 
+use crate::units::{format_ms, format_share};
 use std::io::{self, Write};
 
 use super::{sanitize_terminal, ReportView, Reporter};
-use crate::judge::{clock, format_ms, format_share};
+use crate::judge::clock;
 use crate::model::{Outcome, Rule, Severity};
 use crate::units::{format_bytes, format_duration, format_percent};
 

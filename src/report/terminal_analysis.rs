@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use super::super::text;
 use super::super::{advice, ReportView};
 use super::{cell, clean, styled, Cell, TerminalReporter, DIM, RED, YELLOW};
-use crate::judge::format_ms;
 use crate::model::Severity;
+use crate::units::format_ms;
 use crate::units::{format_bytes, format_duration, format_percent};
 
 fn bytes(b: Option<u64>) -> String {

@@ -4,12 +4,13 @@
 //! the allowed peak, a capacity fit with its prediction, a baseline delta). The text is raw — it
 //! may contain names from outside — and each caller escapes it for its syntax.
 
+use crate::units::{format_change, format_minutes, format_ms, format_share};
 use std::time::Duration;
 
 use super::{BaselineView, CapacityRow, ReportView, StageRow, TrendRow, VpaState};
 use crate::analysis::baseline::{Delta, Metric};
-use crate::analysis::{format_change, format_minutes};
-use crate::judge::{clock, format_ms, format_share};
+
+use crate::judge::clock;
 use crate::model::{LowConfidencePolicy, Outcome, Severity, StageKind};
 use crate::units::{format_bytes, format_duration, format_percent};
 
@@ -242,7 +243,7 @@ pub fn trend_hold(row: &TrendRow) -> String {
 /// holds at 100, 200 users); at 400 users ≈ 296 MiB ± 12 MiB, allowed 819.2 MiB".
 pub fn capacity_line(row: &CapacityRow) -> String {
     use crate::analysis::capacity::{Follows, MIN_R_SQUARED};
-    use crate::analysis::format_bytes_f;
+    use crate::units::format_bytes_f;
     let mut text = match row.follows {
         Some(Follows::Requests { per_request }) => {
             return format!(

@@ -6,13 +6,14 @@
 //! `analysis::recommend` (limit, request, runtime heap settings). The formats only turn it into
 //! bytes; strings from outside stay raw here and are escaped by each format for its own syntax.
 
+use crate::model::{allowed_peak, group_containers, ContainerGroup};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::breakdown::{self, BaselineView, CapacityRow, StageMemory, TrendRow};
 use super::timeline::{self, MemoryPoint, CHART_POINTS};
 use crate::analysis::recommend::{recommend, Recommendation};
-use crate::judge::{allowed_peak, group_containers, stage_label, ContainerGroup};
+use crate::judge::stage_label;
 use crate::model::{
     Finding, LoadStats, Outcome, PeakSource, Policy, RestartReason, Rule, Run, Severity, StageKind,
     StageLoad, Timestamp, Verdict, VpaStatus,

@@ -165,7 +165,7 @@ pub(super) async fn execute(
     for pod in &resolved.pods {
         for (c, limit, request) in measured(pod, &k.containers) {
             if let Some(l) = limit {
-                allowed.push((c.clone(), crate::judge::allowed_peak(l, sc.policy.headroom)));
+                allowed.push((c.clone(), crate::model::allowed_peak(l, sc.policy.headroom)));
             }
             sampler.declare(&pod.name, &c, limit, request);
         }
@@ -361,7 +361,7 @@ pub async fn check(
                 clean(&c),
                 limit.map(format_bytes).unwrap_or_else(|| "none".into()),
                 limit
-                    .map(|l| format_bytes(crate::judge::allowed_peak(l, sc.policy.headroom)))
+                    .map(|l| format_bytes(crate::model::allowed_peak(l, sc.policy.headroom)))
                     .unwrap_or_else(|| "-".into()),
                 request.map(format_bytes).unwrap_or_else(|| "none".into()),
                 target.unwrap_or_else(|| "-".into())

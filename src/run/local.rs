@@ -70,7 +70,7 @@ pub(super) async fn execute(
             .map(|l| {
                 vec![(
                     local.container.clone(),
-                    crate::judge::allowed_peak(l, sc.policy.headroom),
+                    crate::model::allowed_peak(l, sc.policy.headroom),
                 )]
             })
             .unwrap_or_default(),

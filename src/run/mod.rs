@@ -122,7 +122,7 @@ pub struct RunContext {
     /// The report directory (the k6 driver writes its results there).
     pub out_dir: std::path::PathBuf,
     /// An earlier report to compare with (`--baseline`).
-    pub baseline: Option<crate::analysis::baseline::Baseline>,
+    pub baseline: Option<crate::model::Baseline>,
 }
 
 /// What a finished run produced.
@@ -170,7 +170,7 @@ pub(crate) struct Prepared {
     /// Each measured container's environment, for the runtime-setting lint.
     pub env: Vec<(String, Vec<(String, String)>)>,
     /// The baseline report to compare with (`--baseline`).
-    pub baseline: Option<crate::analysis::baseline::Baseline>,
+    pub baseline: Option<crate::model::Baseline>,
 }
 
 /// Run a scenario end to end and judge it.
@@ -578,7 +578,7 @@ impl Failures {
             crate::model::READ_FAILURE_NOTE,
             sampler.failed_ticks,
             sampler.ticks,
-            crate::judge::format_share(sampler.failed_ticks as f64 / sampler.ticks.max(1) as f64),
+            crate::units::format_share(sampler.failed_ticks as f64 / sampler.ticks.max(1) as f64),
             sampler.last_error.as_deref().unwrap_or("unknown")
         ))
     }

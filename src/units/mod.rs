@@ -185,11 +185,16 @@ pub(super) fn split_unsigned_number(s: &str) -> Option<(Decimal, &str)> {
 }
 
 mod duration;
+mod format;
 mod percent;
 mod quantity;
 mod serde_types;
 
 pub use duration::{format_duration, parse_duration};
+pub use format::{
+    format_byte_pair, format_bytes_f, format_change, format_go_bytes, format_minutes, format_ms,
+    format_share, format_shares,
+};
 pub use percent::{format_percent, parse_percent};
 pub use quantity::{
     format_bytes, format_bytes_exact, format_bytes_exact_quantity, parse_byte_size,

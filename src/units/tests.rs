@@ -450,3 +450,56 @@ fn serde_newtypes_write_canonical_strings() {
         "1h30m"
     );
 }
+
+#[test]
+fn formats_rates_changes_and_spans() {
+    assert_eq!(format_bytes_f(0.62 * (1024.0 * 1024.0)), "0.62 MiB");
+    assert_eq!(format_bytes_f(48.0 * 1024.0), "48 KiB");
+    assert_eq!(format_bytes_f(2.1 * (1024.0 * 1024.0)), "2.1 MiB");
+    assert_eq!(format_bytes_f(120.4 * (1024.0 * 1024.0)), "120 MiB");
+    assert_eq!(format_bytes_f(-1.5 * (1024.0 * 1024.0)), "-1.5 MiB");
+    assert_eq!(format_bytes_f(0.0), "0 B");
+    assert_eq!(format_change(0.3), "+30%");
+    assert_eq!(format_change(-0.0483), "-4.8%");
+    assert_eq!(format_change(0.0001), "0%");
+    assert_eq!(format_minutes(37.2), "37 min");
+    assert_eq!(format_minutes(0.5), "30 s");
+    assert_eq!(format_minutes(150.0), "2.5 h");
+    assert_eq!(format_minutes(4000.0), "3 days");
+}
+
+#[test]
+fn formats_measured_shares() {
+    assert_eq!(format_share(42.0 / 68.0), "61.8%");
+    assert_eq!(format_share(0.9), "90%");
+    assert_eq!(format_share(1.0), "100%");
+    assert_eq!(format_share(0.0), "0%");
+    assert_eq!(format_share(3.0 / 12_000.0), "0.025%");
+    assert_eq!(format_share(0.9999), "99.9%");
+    assert_eq!(format_share(1e-9), "<0.0001%");
+    assert_eq!(format_shares(0.89999, 0.9).0, "89.999%");
+    assert_eq!(format_shares(0.5, 0.9).0, "50%");
+}
+
+#[test]
+fn byte_pairs_that_look_equal_get_exact_counts() {
+    assert_eq!(
+        format_byte_pair(858_993_460, 858_993_459),
+        (
+            "819.2 MiB (858993460 bytes)".to_string(),
+            "819.2 MiB (858993459 bytes)".to_string()
+        )
+    );
+    assert_eq!(
+        format_byte_pair(610 * MI, 858_993_459),
+        ("610 MiB".to_string(), "819.2 MiB".to_string())
+    );
+}
+
+#[test]
+fn formats_milliseconds() {
+    assert_eq!(format_ms(3.42), "3.4 ms");
+    assert_eq!(format_ms(742.4), "742 ms");
+    assert_eq!(format_ms(1250.0), "1.25 s");
+    assert_eq!(format_ms(12_500.0), "12.5 s");
+}

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use oomgate::analysis::baseline::{Baseline, BaselineContainer};
 use oomgate::judge::evaluate;
+use oomgate::model::{Baseline, BaselineContainer};
 use oomgate::model::{
     ContainerSeries, LoadStats, LowConfidencePolicy, MemoryMeta, Policy, RequestStats,
     RestartEvent, RestartReason, Run, Sample, Stage, StageWindow, Timestamp, VpaContainer, VpaRule,

@@ -10,6 +10,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+mod baseline;
+mod group;
+
+pub use baseline::{Baseline, BaselineContainer};
+pub use group::{allowed_peak, group_containers, ContainerGroup, GroupPeak};
+
 /// Wall-clock instant, always UTC.
 pub type Timestamp = DateTime<Utc>;
 
@@ -401,7 +407,7 @@ pub struct Run {
     /// Remarks about the measured workload (e.g. pods whose limits differ from the template).
     pub notes: Vec<String>,
     /// An earlier run's report (`--baseline`) to compare peaks and latency with.
-    pub baseline: Option<crate::analysis::baseline::Baseline>,
+    pub baseline: Option<Baseline>,
     /// Each container's environment (name, value), for the `runtime-setting` lint; empty when
     /// unknown.
     pub env: Vec<(String, Vec<(String, String)>)>,
